@@ -1,0 +1,60 @@
+# fitscope — `make help` lists the targets. Everything runs from .venv/, created on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | cksum | cut -d' ' -f1)
+
+EXP ?= fashion
+PORT ?= 5000
+# Optional knobs passed through to fitscope when set
+ARGS = $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) \
+       $(if $(SEED),--seed $(SEED)) $(if $(STUDY),--study $(STUDY)) \
+       $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(VERBOSE),--verbose)
+
+.DEFAULT_GOAL := help
+.PHONY: help install search list show ui test test-fast lint data
+
+help: ## show this help
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## set up .venv with fitscope and its pinned dependencies (search and test do it on first use)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,tuner,postgres,dashboard]"
+	rm -f $(VENV)/.installed-* && touch $@
+
+search: install data ## run or resume a study: make search EXP=iris [TRIALS=40 SEED=7 TIMEOUT=600 STUDY=name]
+	$(BIN)/fitscope search $(EXP) $(ARGS)
+
+data: ## make Fashion-MNIST available (Debian's dataset-fashion-mnist when root and offline-safe)
+	@if [ "$(EXP)" = fashion ] && [ -z "$$FITSCOPE_DATA_DIR" ] && [ -z "$(DATA_DIR)" ] \
+	   && [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] \
+	   && [ ! -e "$${XDG_CACHE_HOME:-$$HOME/.cache}/fitscope/train-images-idx3-ubyte.gz" ] \
+	   && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's dataset-fashion-mnist (else fitscope downloads the files)"; \
+	  (apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1)) \
+	   || echo "apt-get could not install it; fitscope will download the official files"; \
+	fi
+
+list: install ## the experiments that ship
+	@$(BIN)/fitscope list
+
+show: install ## print an experiment's resolved spec: make show EXP=iris
+	@$(BIN)/fitscope show $(EXP)
+
+ui: install ## MLflow UI on http://127.0.0.1:$(PORT) over the store search writes (MLFLOW_TRACKING_URI honoured)
+	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host 127.0.0.1 --port $(PORT)
+
+test: install ## the whole test suite (real data from FITSCOPE_DATA_DIR, default ../shared/data)
+	$(BIN)/python -m pytest -q
+
+test-fast: install ## tests not marked slow
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: install ## ruff and mypy
+	$(BIN)/ruff check fitscope experiments search tracking tests
+	$(BIN)/mypy

@@ -1,0 +1,94 @@
+"""Turning a file name, path or URL from a spec into verified bytes.
+
+A name is looked up in the data dir, the user cache and OS package dirs, then downloaded from
+the catalog's URL. Every file the catalog knows is checked against its sha256 wherever it was
+found; a spec's own `sha256` is checked the same way (and takes precedence).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlparse
+
+from experiments.data.catalog import KNOWN_FILES
+from experiments.data.checksum import read_bytes, read_payload, verify
+from experiments.data.download import fetch, require_https
+from experiments.data.locations import cache_dir, locate, search_dirs
+from fitscope.errors import DataError
+
+
+def resolve_named(
+    name: str,
+    data_dir: Path | None,
+    expected: str | None = None,
+    system_dirs: Sequence[Path] = (),
+    apt_package: str | None = None,
+) -> tuple[Path, bytes]:
+    """Find (or download) the file `name` and return its path and verified payload.
+
+    The payload is the decompressed content for catalog files hashed "gunzipped" (IDX .gz).
+
+    Raises:
+        DataError: if the file is nowhere and cannot be downloaded, or fails its checksum.
+    """
+    entry = KNOWN_FILES.get(name)
+    expected = expected or (entry.sha256 if entry else None)
+    hashed = entry.hashed if entry else "file"
+    dirs = search_dirs(data_dir, system_dirs)
+    path = locate(name, dirs)
+    if path is None:
+        if entry is None:
+            searched = ", ".join(str(d) for d in dirs)
+            raise DataError(
+                f"{name}: not found in {searched}; give a path or an https URL in data.path, "
+                "or put the file in --data-dir / FITSCOPE_DATA_DIR"
+            )
+        target = cache_dir() / entry.folder / name
+        path = fetch(entry.url, target, expected, hashed, advice=_advice(target, apt_package))
+    payload = read_payload(path, hashed)
+    verify(payload, expected, path)
+    return path, payload
+
+
+def resolve_csv(spec_path: str, data_dir: Path | None, expected: str | None) -> tuple[Path, bytes]:
+    """`data.path` of a csv spec: an https URL, a bare file name, or a path (relative to cwd)."""
+    if "://" in spec_path:
+        return _resolve_url(spec_path, data_dir, expected)
+    if _is_bare_name(spec_path):
+        return resolve_named(spec_path, data_dir, expected)
+    path = Path(spec_path).expanduser()
+    if not path.is_file():
+        raise DataError(f"{path}: data file not found (data.path)")
+    payload = read_bytes(path)
+    verify(payload, expected, path)
+    return path, payload
+
+
+def _resolve_url(url: str, data_dir: Path | None, expected: str | None) -> tuple[Path, bytes]:
+    require_https(url)
+    for name, entry in KNOWN_FILES.items():
+        if entry.url == url:  # a catalog URL: a local copy in the data dir will do
+            return resolve_named(name, data_dir, expected)
+    name = Path(urlparse(url).path).name or "download"
+    # One folder per URL, so two sites' "data.csv" never overwrite each other.
+    target = cache_dir() / "urls" / hashlib.sha256(url.encode()).hexdigest()[:16] / name
+    if not target.is_file():
+        advice = f"save the file as {target} or set data.path to a local copy"
+        fetch(url, target, expected, "file", advice=advice)
+    payload = read_bytes(target)
+    verify(payload, expected, target)
+    return target, payload
+
+
+def _is_bare_name(text: str) -> bool:
+    return Path(text).name == text and not text.startswith("~") and text not in (".", "..")
+
+
+def _advice(target: Path, apt_package: str | None = None) -> str:
+    text = (
+        f"put {target.name} in a data dir (--data-dir / FITSCOPE_DATA_DIR) "
+        f"or in the cache dir {target.parent}"
+    )
+    return f"{text}, or apt install {apt_package}" if apt_package else text

@@ -1,0 +1,184 @@
+"""Experiment specs: one YAML file per experiment, validated into frozen, typed objects.
+
+An experiment declares only what differs from the defaults below, so a new CSV experiment
+needs no code. A bad spec fails at load time with the field's name.
+
+Example:
+    >>> from experiments.registry import load_spec
+    >>> spec = load_spec("iris")
+    >>> spec.task, spec.search.sampler
+    ('multiclass', 'tpe')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from experiments.params import Choice, Fixed, Param, Range, as_param
+
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu", "elu", "selu", "gelu", "swish", "linear")
+OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam", "adagrad")
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+
+SpaceParam = Annotated[Param, BeforeValidator(as_param)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataSpec(_Strict):
+    """Where the data comes from and how it is split and scaled (scalers fit on train only)."""
+
+    source: Literal["sklearn", "csv", "idx", "inline", "generated"]
+    dataset: str | None = None  # sklearn: iris | generated: xor | idx: fashion-mnist
+    path: str | None = None  # csv: a file name (looked up in the data dirs), a path or an https URL
+    sha256: str | None = None  # csv: expected checksum of the file
+    target: str | None = None  # csv / inline: the target column
+    drop: tuple[str, ...] = ()  # columns that carry no signal (ids, names)
+    categorical: tuple[str, ...] = ()  # one-hot encoded; every other feature column is numeric
+    sep: str = ","  # csv: pandas separator ("\\s+" for whitespace)
+    skiprows: int = Field(0, ge=0)  # csv: comment lines before the data
+    columns: tuple[str, ...] = ()  # csv without a header row / inline: column names
+    rows: tuple[tuple[float, ...], ...] = ()  # inline: the data itself
+    test_size: float = Field(0.2, gt=0, lt=1)  # ignored where the dataset has an official test split
+    val_size: float = Field(0.2, gt=0, lt=1)  # carved from the training part
+    split: Literal["holdout", "none"] = "holdout"  # none: train = val = test (XOR's 4 rows)
+    split_seed: int = 42  # the course's random_state; fixed so every trial sees the same split
+    scale: Literal["minmax", "standard", "divide255", "none"] = "standard"
+
+    @model_validator(mode="after")
+    def _source_fields(self) -> DataSpec:
+        needs = {
+            "sklearn": ("dataset",),
+            "generated": ("dataset",),
+            "idx": ("dataset",),
+            "csv": ("path", "target"),
+            "inline": ("rows", "columns", "target"),
+        }[self.source]
+        for field in needs:
+            if not getattr(self, field):
+                raise ValueError(f"source {self.source!r} needs the field {field!r}")
+        return self
+
+
+class SpaceSpec(_Strict):
+    """The search space: which dense networks are candidates."""
+
+    n_layers: SpaceParam = Range(low=1, high=3)
+    units: SpaceParam = Range(low=8, high=128, log=True)  # sampled per layer
+    activation: SpaceParam = Choice(choices=("relu", "tanh", "elu"))
+    optimizer: SpaceParam = Choice(choices=OPTIMIZERS)
+    learning_rate: SpaceParam = Range(low=1e-4, high=1e-1, log=True)  # always a log scale
+    momentum: SpaceParam = Range(low=0.5, high=0.99)  # sampled only for optimizer momentum
+    batch_size: SpaceParam = Choice(choices=(16, 32, 64))
+    dropout: SpaceParam = Range(low=0.0, high=0.3)
+
+    @model_validator(mode="after")
+    def _domains(self) -> SpaceSpec:
+        _check_numbers("n_layers", self.n_layers, lambda v: v >= 1 and float(v).is_integer(),
+                       "an integer >= 1")
+        _check_numbers("units", self.units, lambda v: v >= 1 and float(v).is_integer(),
+                       "an integer >= 1")
+        _check_numbers("batch_size", self.batch_size, lambda v: v >= 1 and float(v).is_integer(),
+                       "an integer >= 1")
+        _check_numbers("learning_rate", self.learning_rate, lambda v: v > 0, "a number > 0")
+        _check_numbers("momentum", self.momentum, lambda v: 0 <= v < 1, "a number in [0, 1)")
+        _check_numbers("dropout", self.dropout, lambda v: 0 <= v < 1, "a number in [0, 1)")
+        _check_names("activation", self.activation, ACTIVATIONS)
+        _check_names("optimizer", self.optimizer, OPTIMIZERS)
+        return self
+
+
+class TrainSpec(_Strict):
+    """How one candidate is fitted."""
+
+    max_epochs: int = Field(100, ge=1)
+    patience: int = Field(10, ge=1)  # EarlyStopping on val_loss, best weights restored
+    deterministic: bool = True  # op determinism: same seed, same curves; off trades that for speed
+    steps_per_execution: int = Field(1, ge=1)  # >1 amortises Keras' per-step overhead on small nets
+
+
+class SearchSpec(_Strict):
+    """How the study proposes candidates."""
+
+    trials: int = Field(30, ge=1)
+    timeout: float | None = Field(None, gt=0)  # seconds for one invocation; None = no limit
+    objective: Literal["val_loss"] = "val_loss"  # minimised, best epoch's value
+    sampler: Literal["tpe", "random"] = "tpe"
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    seed: int = 42
+    startup_trials: int = Field(5, ge=0)  # random trials before TPE models the space
+    warmup_epochs: int = Field(3, ge=0)  # no pruning before this many epochs: early curves cross
+
+
+class ExperimentSpec(_Strict):
+    """One experiment: what is learned, which candidates, how they are fitted and searched."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    task: Literal["regression", "binary", "multiclass"]
+    data: DataSpec
+    space: SpaceSpec = Field(default_factory=SpaceSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    search: SearchSpec = Field(default_factory=SearchSpec)
+    diagnosis: dict[str, float] = Field(default_factory=dict)  # threshold overrides (fit diagnosis)
+    notes: str = ""  # what the course says about this data set
+
+    @field_validator("description", "notes", mode="before")
+    @classmethod
+    def _strip(cls, value: Any) -> Any:
+        return value.strip() if isinstance(value, str) else value
+
+    def with_search(self, **changes: Any) -> ExperimentSpec:
+        """Return a copy with some `search:` fields replaced (CLI overrides), re-validated."""
+        merged = self.search.model_dump() | {k: v for k, v in changes.items() if v is not None}
+        return self.model_copy(update={"search": SearchSpec(**merged)})
+
+    def fingerprint(self) -> str:
+        """Short hash of everything that defines the study (not the per-invocation budget)."""
+        identity = self.model_dump(mode="json", exclude={"description", "notes"})
+        identity["search"].pop("trials")
+        identity["search"].pop("timeout")
+        blob = json.dumps(identity, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:8]
+
+
+def _numbers(param: Param) -> tuple[Any, ...]:
+    return param.values()
+
+
+def _check_numbers(field: str, param: Param, ok: Any, expected: str) -> None:
+    for value in _numbers(param):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"space.{field}: expected {expected}, got {value!r}")
+        if not ok(value):
+            raise ValueError(f"space.{field}: expected {expected}, got {value!r}")
+
+
+def _check_names(field: str, param: Param, allowed: tuple[str, ...]) -> None:
+    if isinstance(param, Range):
+        raise ValueError(f"space.{field}: expected a name or a list of names, not a range")
+    for value in param.values():
+        if value not in allowed:
+            raise ValueError(
+                f"space.{field}: unknown {field} {value!r}; expected one of {', '.join(allowed)}"
+            )
+
+
+__all__ = [
+    "ACTIVATIONS",
+    "OPTIMIZERS",
+    "Choice",
+    "DataSpec",
+    "ExperimentSpec",
+    "Fixed",
+    "Range",
+    "SearchSpec",
+    "SpaceSpec",
+    "TrainSpec",
+]

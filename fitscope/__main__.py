@@ -1,0 +1,5 @@
+import sys
+
+from fitscope.cli import main
+
+sys.exit(main())

@@ -1,0 +1,19 @@
+"""Errors that reach the user as one clear line (the CLI prints them without a traceback)."""
+
+from __future__ import annotations
+
+
+class FitscopeError(Exception):
+    """Base class of every error caused by the user's input or environment."""
+
+
+class SpecError(FitscopeError):
+    """An experiment spec is missing, unreadable or invalid."""
+
+
+class DataError(FitscopeError):
+    """A data file is missing, corrupt or does not match its spec."""
+
+
+class TrackingError(FitscopeError):
+    """The MLflow tracking store or the Optuna storage cannot be used."""

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from experiments.params import Choice, Fixed, Range
+from experiments.registry import list_experiments, load_spec, parse_spec
+from fitscope.errors import SpecError
+
+MINIMAL = {"name": "toy", "task": "binary", "data": {"source": "generated", "dataset": "xor"}}
+
+
+def spec_with(**changes: object) -> dict:
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in MINIMAL.items()}
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split("__")
+        node = raw
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return raw
+
+
+def test_every_shipped_spec_loads_with_its_documented_task() -> None:
+    names = dict(list_experiments())
+    assert set(names) == {"fashion", "iris", "boston", "titanic", "xor", "bloodfat"}
+    assert load_spec("boston").task == "regression"
+    assert load_spec("titanic").task == "binary"
+    assert load_spec("fashion").data.source == "idx"
+    assert all(description for description in names.values())
+
+
+def test_yaml_shorthand_becomes_fixed_choice_and_range() -> None:
+    spec = parse_spec(spec_with(space__n_layers=2, space__activation=["relu", "tanh"],
+                                space__learning_rate={"low": 1e-3, "high": 1e-1, "log": True}))
+    assert spec.space.n_layers == Fixed(value=2)
+    assert spec.space.activation == Choice(choices=("relu", "tanh"))
+    assert spec.space.learning_rate == Range(low=1e-3, high=1e-1, log=True)
+
+
+def test_omitted_sections_take_the_defaults() -> None:
+    spec = parse_spec(spec_with())
+    assert spec.train.patience == 10
+    assert spec.search.sampler == "tpe"
+    assert isinstance(spec.space.learning_rate, Range) and spec.space.learning_rate.log
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"space__optimzer": ["adam"]}, "space.optimzer: unknown key (did you mean 'optimizer'?)"),
+        ({"trian": {}}, "trian: unknown key (did you mean 'train'?)"),
+        ({"space__learning_rate": {"low": 0.1, "high": 0.01}}, "must not exceed high"),
+        ({"space__learning_rate": 0.0}, "space.learning_rate: expected a number > 0"),
+        ({"space__learning_rate": {"low": 0, "high": 0.1, "log": True}}, "log range needs low > 0"),
+        ({"space__n_layers": 0}, "space.n_layers: expected an integer >= 1"),
+        ({"space__optimizer": ["adam", "lion"]}, "unknown optimizer 'lion'"),
+        ({"space__activation": "swishy"}, "unknown activation 'swishy'"),
+        ({"train__max_epochs": "many"}, "train.max_epochs"),
+        ({"task": "ranking"}, "task:"),
+        ({"name": "Bad Name"}, "name:"),
+        ({"data__source": "csv"}, "needs the field 'path'"),
+        ({"search__pruner": "asha"}, "search.pruner"),
+    ],
+)
+def test_bad_specs_fail_with_the_field_named(changes: dict, message: str) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec(spec_with(**changes), source="toy.yaml")
+    text = str(info.value)
+    assert text.startswith("toy.yaml: ")
+    assert message in text
+    assert "\n" not in text
+
+
+def test_missing_required_field_is_named() -> None:
+    raw = spec_with()
+    del raw["task"]
+    with pytest.raises(SpecError, match="task: required field is missing"):
+        parse_spec(raw)
+
+
+def test_unknown_experiment_lists_the_available_ones() -> None:
+    with pytest.raises(SpecError, match="unknown experiment 'fashon'; available: .*fashion"):
+        load_spec("fashon")
+
+
+def test_missing_and_invalid_yaml_files(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="spec file not found"):
+        load_spec(str(tmp_path / "nope.yaml"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ntask: [binary\n")
+    with pytest.raises(SpecError, match="invalid YAML"):
+        load_spec(str(bad))
+
+
+def test_yaml_is_read_safely(tmp_path: Path) -> None:
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("name: !!python/object/apply:os.system ['true']\n")
+    with pytest.raises(SpecError, match="invalid YAML"):
+        load_spec(str(evil))
+
+
+def test_fingerprint_ignores_budget_but_not_space() -> None:
+    spec = parse_spec(spec_with())
+    assert spec.with_search(trials=99, timeout=5.0).fingerprint() == spec.fingerprint()
+    assert spec.with_search(seed=7).fingerprint() != spec.fingerprint()
+    other = parse_spec(spec_with(space__units=[4, 8]))
+    assert other.fingerprint() != spec.fingerprint()

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from experiments.params import Choice, Fixed, Range
+from experiments.spec import SpaceSpec
+from search.params import TrialParams
+from search.space import sample_params
+
+BASE = {"activation": "relu", "optimizer": "adam", "learning_rate": 1e-3, "batch_size": 32,
+        "dropout": 0.1}
+
+
+def test_units_exist_per_layer_only() -> None:
+    trial = optuna.trial.FixedTrial({**BASE, "n_layers": 3, "units_0": 64, "units_1": 32,
+                                     "units_2": 16})
+    params = sample_params(trial, SpaceSpec())
+    assert params.units == (64, 32, 16)
+    assert "units_2" in params.flat()
+
+    two = sample_params(optuna.trial.FixedTrial({**BASE, "n_layers": 2, "units_0": 8,
+                                                 "units_1": 8}), SpaceSpec())
+    assert "units_2" not in two.flat()
+
+
+def test_momentum_is_sampled_only_for_the_momentum_optimizer() -> None:
+    adam = sample_params(optuna.trial.FixedTrial({**BASE, "n_layers": 1, "units_0": 8}),
+                         SpaceSpec())
+    assert adam.momentum is None and "momentum" not in adam.flat()
+    values = {**BASE, "optimizer": "momentum", "momentum": 0.9, "n_layers": 1, "units_0": 8}
+    sgd = sample_params(optuna.trial.FixedTrial(values), SpaceSpec())
+    assert sgd.momentum == 0.9
+
+
+def test_fixed_values_are_not_search_dimensions() -> None:
+    space = SpaceSpec(n_layers=Fixed(value=1), dropout=Fixed(value=0.0),
+                      batch_size=Fixed(value=4))
+    trial = optuna.trial.FixedTrial({"units_0": 8, "activation": "tanh", "optimizer": "sgd",
+                                     "learning_rate": 0.1})
+    params = sample_params(trial, space)
+    assert (params.n_layers, params.batch_size, params.dropout) == (1, 4, 0.0)
+    assert set(trial.params) == {"units_0", "activation", "optimizer", "learning_rate"}
+
+
+def test_learning_rate_is_sampled_on_a_log_scale() -> None:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    space = SpaceSpec(learning_rate=Range(low=1e-5, high=1e-1, log=True))
+    rates = [sample_params(study.ask(), space).learning_rate for _ in range(200)]
+    # uniform on a log scale: about a quarter of the draws fall in each decade
+    assert sum(r < 1e-4 for r in rates) > 25
+    dist = study.trials[0].distributions["learning_rate"]
+    assert dist.log
+
+
+def test_a_value_outside_the_space_is_refused() -> None:
+    space = SpaceSpec(activation=Choice(choices=("relu",)))
+    trial = optuna.trial.FixedTrial({**BASE, "activation": "tanh", "n_layers": 1, "units_0": 8})
+    with pytest.raises(ValueError):
+        sample_params(trial, space)
+
+
+def test_flat_round_trip_accepts_mlflow_strings() -> None:
+    params = TrialParams(2, (16, 8), "elu", "momentum", 0.01, 32, 0.2, momentum=0.9)
+    as_strings = {k: str(v) for k, v in params.flat().items()}
+    assert TrialParams.from_flat(as_strings) == params
+    with pytest.raises(KeyError):
+        TrialParams.from_flat({k: v for k, v in as_strings.items() if k != "units_1"})
