@@ -1,17 +1,29 @@
-"""What each CLI command does, composed from experiments/, search/ and tracking/."""
+"""`fitscope search EXP`: run or resume a study, composed from experiments/, search/, tracking/."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import shlex
 import sys
-from argparse import Namespace
 
 from fitscope import settings as defaults
+from fitscope.commands.args import add_store_options, integer, positive_float, positive_int
 from fitscope.masking import mask_url
 
 
-def search(args: Namespace) -> int:
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("search", help="run or resume an Optuna study on an experiment")
+    parser.add_argument("experiment", help="a shipped experiment name (see `list`) or a spec path")
+    parser.add_argument("--trials", type=positive_int, help="trials this invocation adds")
+    parser.add_argument("--timeout", type=positive_float, help="stop starting trials after S s")
+    parser.add_argument("--seed", type=integer, help="study seed (sampler and per-trial seeds)")
+    add_store_options(parser)
+    parser.add_argument("--verbose", action="store_true", help="show Keras' per-epoch output")
+    parser.set_defaults(handler=search)
+
+
+def search(args: argparse.Namespace) -> int:
     """Run (or resume) an Optuna study on one experiment, tracked in MLflow."""
     from experiments.registry import load_spec
 
@@ -62,24 +74,6 @@ def search(args: Namespace) -> int:
         print(f"\ninterrupted: run the same command again to resume study {study_name}",
               file=sys.stderr)
         return 130
-    return 0
-
-
-def list_experiments(args: Namespace) -> int:
-    from experiments.registry import list_experiments as shipped
-
-    for name, description in shipped():
-        print(f"{name:<10} {description}")
-    return 0
-
-
-def show(args: Namespace) -> int:
-    import yaml
-
-    from experiments.registry import load_spec
-
-    spec = load_spec(args.experiment)
-    print(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False), end="")
     return 0
 
 
