@@ -33,3 +33,35 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def tracking_uri(workdir: Path) -> str:
     return f"sqlite:///{workdir / 'mlflow.db'}"
+
+
+def write_spec(folder: Path, base: str, **overrides: object) -> Path:
+    """A shipped spec with some fields replaced (`train__max_epochs=3`), saved as YAML."""
+    import yaml
+
+    from experiments.registry import shipped_specs
+
+    raw = yaml.safe_load(shipped_specs()[base].read_text())
+    for dotted, value in overrides.items():
+        *parents, leaf = dotted.split("__")
+        node = raw
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    path = folder / f"{raw['name']}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def mlflow_runs(tracking_uri: str, experiment: str) -> tuple[object, list]:
+    """(parent run, child runs sorted by trial number) of the experiment's only study."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is not None, f"no MLflow experiment {experiment!r}"
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("fitscope.role") == "study"]
+    children = [r for r in runs if r.data.tags.get("fitscope.role") == "trial"]
+    assert len(parents) == 1, f"expected one parent run, found {len(parents)}"
+    return parents[0], sorted(children, key=lambda r: int(r.data.tags["trial_number"]))
