@@ -7,13 +7,18 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/nu
 
 EXP ?= fashion
 PORT ?= 5000
+DASH_PORT ?= 8080
 # Optional knobs passed through to fitscope when set
 ARGS = $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) \
        $(if $(SEED),--seed $(SEED)) $(if $(STUDY),--study $(STUDY)) \
-       $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(VERBOSE),--verbose)
+       $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(VERBOSE),--verbose) \
+       $(if $(filter 0 false no,$(DETERMINISTIC)),--nondeterministic) \
+       $(if $(or $(ENGINE),$(TUNER)),--engine $(or $(ENGINE),kerastuner)) $(if $(TUNER),--tuner $(TUNER)) \
+       $(if $(WORKERS),--workers $(WORKERS)) $(if $(GPUS),--gpus $(GPUS)) \
+       $(if $(WORKERS_PER_GPU),--workers-per-gpu $(WORKERS_PER_GPU))
 
 .DEFAULT_GOAL := help
-.PHONY: help install search list show ui test test-fast lint data
+.PHONY: help install search compare rerun list show ui report dashboard test test-fast lint data bench bench-quick soak
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -26,8 +31,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,tuner,postgres,dashboard]"
 	rm -f $(VENV)/.installed-* && touch $@
 
-search: install data ## run or resume a study: make search EXP=iris [TRIALS=40 SEED=7 TIMEOUT=600 STUDY=name]
+search: install data ## run or resume a study: make search EXP=iris [TRIALS=40 SEED=7 TIMEOUT=600 STUDY=name DETERMINISTIC=0 ENGINE=kerastuner TUNER=hyperband WORKERS=4 GPUS=0,1 WORKERS_PER_GPU=1]
 	$(BIN)/fitscope search $(EXP) $(ARGS)
+
+compare: install data ## Optuna vs KerasTuner on one spec and budget: make compare EXP=fashion BUDGET=600 [SEED=7 TUNER=random]
+	$(BIN)/fitscope compare $(EXP) $(if $(BUDGET),--budget $(BUDGET)) $(if $(SEED),--seed $(SEED)) \
+	  $(if $(TUNER),--tuner $(TUNER)) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(VERBOSE),--verbose)
+
+rerun: install ## make rerun RUN=<id>: retrain one trial from its MLflow run and compare the curves
+	@test -n "$(RUN)" || { echo "usage: make rerun RUN=<mlflow run id of a trial>"; exit 2; }
+	$(BIN)/fitscope rerun $(RUN) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 data: ## make Fashion-MNIST available (Debian's dataset-fashion-mnist when root and offline-safe)
 	@if [ "$(EXP)" = fashion ] && [ -z "$$FITSCOPE_DATA_DIR" ] && [ -z "$(DATA_DIR)" ] \
@@ -49,6 +62,12 @@ show: install ## print an experiment's resolved spec: make show EXP=iris
 ui: install ## MLflow UI on http://127.0.0.1:$(PORT) over the store search writes (MLFLOW_TRACKING_URI honoured)
 	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host 127.0.0.1 --port $(PORT)
 
+report: install ## build reports/<exp>/<study>/report.html (also mid-study): make report EXP=fashion [STUDY=name]
+	$(BIN)/fitscope report $(EXP) $(if $(STUDY),--study $(STUDY))
+
+dashboard: install ## optuna-dashboard on http://127.0.0.1:$(DASH_PORT) over the Optuna storage search writes (every study)
+	$(BIN)/fitscope dashboard --port $(DASH_PORT)
+
 test: install ## the whole test suite (real data from FITSCOPE_DATA_DIR, default ../shared/data)
 	$(BIN)/python -m pytest -q
 
@@ -58,3 +77,12 @@ test-fast: install ## tests not marked slow
 lint: install ## ruff and mypy
 	$(BIN)/ruff check fitscope experiments search tracking tests
 	$(BIN)/mypy
+
+bench: install ## benchmarks against the peers (BUDGET=600 s per search; about an hour) -> bench/results/, docs/benchmarks.md
+	FITSCOPE_DATA_DIR=$${FITSCOPE_DATA_DIR:-$(abspath ../shared/data)} $(BIN)/python -m bench.run --budget $(or $(BUDGET),600)
+
+bench-quick: install ## trial overhead, fraction of peak, start-up and memory (under 3 minutes)
+	FITSCOPE_DATA_DIR=$${FITSCOPE_DATA_DIR:-$(abspath ../shared/data)} $(BIN)/python -m bench.run --quick
+
+soak: install ## load test: 4 workers x 25 short trials on PostgreSQL + an MLflow server; counts lost/duplicated/RUNNING (several minutes)
+	FITSCOPE_DATA_DIR=$${FITSCOPE_DATA_DIR:-$(abspath ../shared/data)} $(BIN)/python -m bench.soak $(if $(WORKERS),--workers $(WORKERS)) $(if $(TRIALS),--trials $(TRIALS))

@@ -80,8 +80,11 @@ def describe_error(exc: ValidationError) -> str:
     if error["type"] == "missing":
         return f"{field}: required field is missing"
     message = str(error["msg"]).removeprefix("Value error, ")
-    if message.startswith("space."):
+    if message.startswith(("space.", "diagnosis.")):  # already names its field
         return message
+    given = error.get("input")
+    if error["type"] != "value_error" and isinstance(given, (str, int, float, bool)):
+        message += f", got {given!r}"  # pydantic's own messages do not say what was given
     return f"{field}: {message}"
 
 

@@ -11,12 +11,22 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from fitscope.commands import COMMAND_MODULES
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse prints its whole usage block above an error; fitscope says what is wrong in one
+    line, like every other error it reports (`--help` still shows the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"fitscope: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    # subparsers inherit the parser class, so every command's errors are one line too
+    parser = OneLineErrorParser(
         prog="fitscope",
         description="Hyperparameter search for dense Keras networks, tracked in MLflow.",
     )
@@ -32,14 +42,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     # TensorFlow's C++ start-up chatter (CUDA probes, graph attribute notes) is noise here
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1" if getattr(args, "verbose", False) else "3")
     from fitscope.errors import FitscopeError
+    from fitscope.masking import mask_text
 
     try:
         return int(args.handler(args))
     except FitscopeError as exc:
         if args.debug:
             raise
-        print(f"fitscope: error: {exc}", file=sys.stderr)
+        print(f"fitscope: error: {mask_text(str(exc))}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C outside a study (loading data, syncing): no traceback
+        if args.debug:
+            raise
+        print("fitscope: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -17,3 +17,11 @@ class DataError(FitscopeError):
 
 class TrackingError(FitscopeError):
     """The MLflow tracking store or the Optuna storage cannot be used."""
+
+
+class RerunError(FitscopeError):
+    """An MLflow run cannot be rerun: unknown, not a trial, incomplete, or its data changed."""
+
+
+class OutputError(FitscopeError):
+    """A directory fitscope must write to (runs, stores, reports) is missing or not writable."""

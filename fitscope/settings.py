@@ -27,3 +27,14 @@ def runs_dir(experiment: str, study: str) -> Path:
     """Local files of a study (best-model files, KerasTuner state): never the repo root."""
     root = Path(os.environ.get("FITSCOPE_RUNS_DIR", "runs"))
     return root / experiment / study
+
+
+def reports_dir(experiment: str, study: str) -> Path:
+    """A study's report folder: reports/<experiment>/<study>/ (FITSCOPE_REPORTS_DIR moves it)."""
+    root = Path(os.environ.get("FITSCOPE_REPORTS_DIR", "reports"))
+    return root / experiment / study
+
+
+def experiment_reports_dir(experiment: str) -> Path:
+    """Reports that span an experiment's studies (`fitscope compare`): reports/<experiment>/."""
+    return Path(os.environ.get("FITSCOPE_REPORTS_DIR", "reports")) / experiment

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 def trial_seed(study_seed: int, trial_number: int) -> int:
@@ -13,18 +17,65 @@ def trial_seed(study_seed: int, trial_number: int) -> int:
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
-    """Seed Python, NumPy and the Keras backend; make TensorFlow ops deterministic if asked.
+    """Seed Python, NumPy and the Keras backend; turn its deterministic kernels on or off.
 
-    TensorFlow's op determinism is process-wide and cannot be switched off again, so a
-    process that ran a deterministic trial stays deterministic.
+    - TensorFlow: op determinism (`enable_op_determinism`), switched off again for a
+      non-deterministic trial so the recorded `deterministic` param tells the truth.
+    - PyTorch: `torch.use_deterministic_algorithms` and deterministic cuDNN.
+    - JAX: deterministic on CPU already; on GPU XLA reads `--xla_gpu_deterministic_ops` when its
+      backend starts, so the flag is added here and works when no JAX op ran in the process yet.
+
+    Example:
+        >>> seed_everything(7, deterministic=True)  # doctest: +SKIP
     """
     import keras
 
+    backend = keras.backend.backend()
+    if backend == "jax" and deterministic:
+        _add_xla_flag("--xla_gpu_deterministic_ops=true")
     keras.utils.set_random_seed(seed)
-    if deterministic and keras.backend.backend() == "tensorflow":
-        import tensorflow as tf  # guarded: op determinism exists on TensorFlow only
+    if backend == "tensorflow":
+        _tensorflow_determinism(deterministic)
+    elif backend == "torch":
+        _torch_determinism(deterministic)
 
+
+def _tensorflow_determinism(on: bool) -> None:
+    import tensorflow as tf  # guarded by the caller: op determinism exists on TensorFlow only
+
+    if on:
         tf.config.experimental.enable_op_determinism()
+        return
+    # The public API can only switch it on; a process that ran a deterministic trial before
+    # (tests, a rerun) switches it off through the function behind it, where it exists.
+    try:
+        from tensorflow.python.framework import config as tf_config
+
+        if tf_config.is_op_determinism_enabled():
+            tf_config.disable_op_determinism()
+    except (ImportError, AttributeError):
+        log.warning("TensorFlow op determinism stays on in this process (cannot switch it off)")
+
+
+def _torch_determinism(on: bool) -> None:
+    import os
+
+    import torch  # guarded by the caller: the torch backend only
+
+    if on:
+        # cuBLAS needs a fixed workspace for deterministic GEMMs (read when CUDA starts)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(on)
+    torch.backends.cudnn.deterministic = on
+    torch.backends.cudnn.benchmark = not on  # autotuning picks kernels by timing: not repeatable
+
+
+def _add_xla_flag(flag: str) -> None:
+    import os
+
+    flags = os.environ.get("XLA_FLAGS", "")
+    if flag.split("=")[0] not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {flag}".strip()
 
 
 def backend_versions() -> dict[str, str]:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 
@@ -12,13 +16,24 @@ from fitscope.masking import mask_url
 JOURNAL_PREFIX = "journal:"
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
+def open_storage(
+    url: str,
+    heartbeat: Heartbeat | None = None,
+    on_stale: StaleTrialCallback | None = None,
+) -> optuna.storages.BaseStorage:
     """Open the storage a URL names.
 
     `sqlite:///path.db`, `postgresql://...` -> RDBStorage with a heartbeat, so a trial whose
-    process died is failed after the grace period instead of staying RUNNING forever;
-    `journal:path` or a path ending in `.journal` -> JournalStorage on a file (Optuna's choice
-    for several processes on one machine: it needs no server and locks the file).
+    process died is failed after the grace period instead of staying RUNNING forever, and
+    re-queued once (RetryHeartbeatStaleTrialCallback); `on_stale(study, failed_trial)` is called
+    after that for each such trial (the worker command marks its MLflow run FAILED there, which
+    keeps this module free of MLflow). `postgresql://` means psycopg 3 (SQLAlchemy would pick
+    psycopg2 for the bare scheme). `journal:path` or a path ending in `.journal` -> JournalStorage
+    on a file (no server, file locks; it has no heartbeat).
+
+    Example:
+        >>> storage = open_storage("sqlite:///optuna.db", Heartbeat(interval=2, grace=6))
+        ... # doctest: +SKIP
     """
     if url.startswith(JOURNAL_PREFIX) or url.endswith(".journal"):
         path = Path(url.removeprefix(JOURNAL_PREFIX))
@@ -33,28 +48,84 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         )
     if url.startswith("sqlite:///"):
         _check_parent_writable(Path(url.removeprefix("sqlite:///")), url)
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+    from optuna.storages import RDBStorage
 
+    heartbeat = heartbeat or Heartbeat.from_env()
+    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("sqlite:///"):
+        # Several local workers share this file: a writer waits for the lock (SQLite's own
+        # busy timeout) instead of failing with "database is locked" after Python's default 5 s.
+        engine_kwargs["connect_args"] = {"timeout": 60}
     try:
         return RDBStorage(
-            url,
-            heartbeat_interval=30,
-            grace_period=120,  # > 3 heartbeats: a busy CPU can delay one
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-            engine_kwargs={"pool_pre_ping": True},
+            sqlalchemy_url(url),
+            heartbeat_interval=heartbeat.interval,
+            grace_period=heartbeat.grace,
+            heartbeat_stale_trial_callback=_StaleTrials(on_stale),
+            engine_kwargs=engine_kwargs,
         )
     except Exception as exc:  # SQLAlchemy raises many types; all mean "cannot open this storage"
         raise TrackingError(f"cannot open storage {mask_url(url)}: {_first_line(exc)}") from None
 
 
-def _check_parent_writable(path: Path, url: str) -> None:
-    parent = path.expanduser().resolve().parent
-    if not parent.is_dir():
-        raise TrackingError(f"storage {url}: directory {parent} does not exist")
-    import os
+StaleTrialCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 
-    if not os.access(parent, os.W_OK):
-        raise TrackingError(f"storage {url}: directory {parent} is not writable")
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """How often a running trial says it is alive, and after how long without a word it is
+    taken for dead (failed and retried by the next worker that asks for a trial).
+
+    The defaults suit trials of minutes; the environment (FITSCOPE_HEARTBEAT_INTERVAL,
+    FITSCOPE_GRACE_PERIOD, seconds) or `fitscope worker --heartbeat S --grace S` change them.
+    """
+
+    interval: int = 30
+    grace: int = 120  # > 3 heartbeats: a busy CPU can delay one
+
+    @classmethod
+    def from_env(cls) -> Heartbeat:
+        return cls(
+            interval=int(os.environ.get("FITSCOPE_HEARTBEAT_INTERVAL", cls.interval)),
+            grace=int(os.environ.get("FITSCOPE_GRACE_PERIOD", cls.grace)),
+        )
+
+
+class _StaleTrials:
+    """Optuna's retry of a stale trial (once), then the caller's own callback."""
+
+    def __init__(self, then: StaleTrialCallback | None) -> None:
+        from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+        self.retry = RetryHeartbeatStaleTrialCallback(max_retry=1)
+        self.then = then
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.retry(study, trial)
+        if self.then is not None:
+            self.then(study, trial)
+
+
+def sqlalchemy_url(url: str) -> str:
+    """`postgresql://` -> `postgresql+psycopg://` (psycopg 3, the driver fitscope installs).
+
+    Example:
+        >>> sqlalchemy_url("postgresql://ann@db/optuna")
+        'postgresql+psycopg://ann@db/optuna'
+    """
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
+def _check_parent_writable(path: Path, url: str) -> None:
+    from fitscope.errors import OutputError
+    from fitscope.preflight import writable_dir
+
+    try:  # writes a probe file: os.access says yes to root even where nothing can be written
+        writable_dir(path.expanduser().resolve().parent, "directory", create=False)
+    except OutputError as exc:
+        raise TrackingError(f"storage {mask_url(url)}: {exc}") from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -7,6 +7,7 @@ replaced by a fake value. Observers (MLflow, the terminal) see every finished tr
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -17,7 +18,6 @@ from search.record import TrialRecord, record_from_trial
 from search.seeding import backend_versions, trial_seed
 from search.space import sample_params
 from search.storage import open_storage
-from search.training import Diverged, fit_candidate
 
 if TYPE_CHECKING:
     from experiments.data import Dataset
@@ -56,12 +56,17 @@ def default_study_name(spec: ExperimentSpec) -> str:
     return f"{spec.name}-s{spec.search.seed}-{spec.fingerprint()}"
 
 
-def make_sampler(spec: ExperimentSpec, seed: int) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    spec: ExperimentSpec, seed: int, constant_liar: bool = False
+) -> optuna.samplers.BaseSampler:
+    """The spec's sampler. `constant_liar` (parallel workers): TPE treats trials other workers
+    are running as bad ones, so workers do not all pick the same promising region."""
     if spec.search.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     # group=True lets multivariate TPE model the conditional units_i/momentum dimensions jointly
     return optuna.samplers.TPESampler(
-        seed=seed, n_startup_trials=spec.search.startup_trials, multivariate=True, group=True
+        seed=seed, n_startup_trials=spec.search.startup_trials, multivariate=True, group=True,
+        constant_liar=constant_liar,
     )
 
 
@@ -79,11 +84,19 @@ def make_pruner(spec: ExperimentSpec) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def open_study(spec: ExperimentSpec, settings: StudySettings) -> optuna.Study:
-    """Create the study, or load it to add trials when the name exists (resume)."""
+def open_study(
+    spec: ExperimentSpec,
+    settings: StudySettings,
+    storage: optuna.storages.BaseStorage | None = None,
+) -> optuna.Study:
+    """Create the study, or load it to add trials when the name exists (resume).
+
+    `storage` defaults to `open_storage(settings.storage)`; workers pass one with their own
+    heartbeat and stale-trial callback.
+    """
     study = optuna.create_study(
         study_name=settings.study_name,
-        storage=open_storage(settings.storage),
+        storage=storage or open_storage(settings.storage),
         sampler=make_sampler(spec, settings.seed),
         pruner=make_pruner(spec),
         direction="minimize",
@@ -106,15 +119,19 @@ class Objective:
     backend: dict[str, str] = field(default_factory=backend_versions)
 
     def __call__(self, trial: optuna.Trial) -> float:
+        # search.training is imported here, not at the top: it loads TensorFlow (~7 s), and the
+        # CLI must be able to open a study and reject bad input before paying for that
         import keras
 
         from experiments.tasks import task_kind
+        from search.training import Diverged, fit_candidate
 
+        # first, so a supervisor can tell whose trial this is if the process dies right away
+        trial.set_user_attr("worker", worker_id())
         params = sample_params(trial, self.spec.space)
         seed = trial_seed(self.settings.seed, trial.number)
         trial.set_user_attr("params", params.flat())
         trial.set_user_attr("settings", self._settings(seed))
-        trial.set_user_attr("worker", worker_id())
         callbacks: list[Any] = []
         if self.spec.search.pruner != "none":
             from optuna_integration import KerasPruningCallback
@@ -153,6 +170,7 @@ class Objective:
             "deterministic": train.deterministic,
             "steps_per_execution": train.steps_per_execution,
             "study_seed": self.settings.seed,
+            "split_seed": self.spec.data.split_seed,  # train/val/test split: same for every trial
             **self.backend,
         }
 
@@ -198,7 +216,7 @@ def describe_failure(exc: BaseException) -> str:
     name = type(exc).__name__
     text = (str(exc).strip().splitlines() or [""])[0][:300]
     if isinstance(exc, MemoryError) or "ResourceExhausted" in name or "out of memory" in text.lower():
-        return f"out of memory: {name}: {text}"
+        return f"out of memory: {name}: {text}" if text else f"out of memory: {name}"
     return f"{name}: {text}" if text else name
 
 
@@ -208,12 +226,18 @@ def run_study(
     settings: StudySettings,
     observers: list[StudyObserver],
     study: optuna.Study | None = None,
+    gate: Callable[[], bool] | None = None,
 ) -> optuna.Study:
     """Add `settings.trials` trials to the study, telling every observer as they finish.
 
+    With `gate`, it is asked before each trial instead (False ends the loop): the local
+    supervisor's shared trial budget, so N workers add exactly `--trials` trials together.
+
     Re-raises KeyboardInterrupt after the interrupted trial is marked FAIL and every observer
-    has closed what it opened.
+    has closed what it opened; a second Ctrl-C while they close is held (see InterruptGuard).
     """
+    from search.interrupts import InterruptGuard
+
     study = study or open_study(spec, settings)
     for observer in observers:
         observer.on_study_start(study, spec)
@@ -224,20 +248,32 @@ def run_study(
             observer.on_trial_end(study, record)
 
     outcome = "failed"
-    try:
-        study.optimize(
-            Objective(spec, data, settings),
-            n_trials=settings.trials,
-            timeout=settings.timeout,
-            catch=(Exception,),
-            callbacks=[tell_observers],
-            gc_after_trial=False,  # clear_session() already frees the graph; gc costs ~0.3 s
-        )
-        outcome = "finished"
-    except KeyboardInterrupt:
-        outcome = "interrupted"
-        raise
-    finally:
-        for observer in observers:
-            observer.on_study_end(study, outcome)
+    guard = InterruptGuard()
+    with guard:
+        try:
+            callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = [
+                tell_observers
+            ]
+            if gate is not None:
+                # after tell_observers: a trial's run is written before the next one is asked for
+                callbacks.append(lambda study, _trial: None if gate() else study.stop())
+            if gate is None or gate():
+                study.optimize(
+                    Objective(spec, data, settings),
+                    n_trials=settings.trials if gate is None else None,
+                    timeout=settings.timeout,
+                    catch=(Exception,),
+                    callbacks=callbacks,
+                    gc_after_trial=False,  # clear_session() frees the graph; gc costs ~0.3 s
+                )
+            outcome = "finished"
+        except KeyboardInterrupt:
+            outcome = "interrupted"
+            raise
+        finally:
+            guard.hold()
+            for observer in observers:
+                observer.on_study_end(study, outcome)
+    if guard.interrupted:  # Ctrl-C while the runs were being closed: stop as asked, now
+        raise KeyboardInterrupt
     return study

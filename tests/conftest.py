@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.postgres import Cluster
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -26,6 +31,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("FITSCOPE_STORAGE", raising=False)
+    monkeypatch.delenv("FITSCOPE_REPORTS_DIR", raising=False)  # reports/ inside tmp_path
     monkeypatch.setenv("FITSCOPE_RUNS_DIR", str(tmp_path / "runs"))
     return tmp_path
 
@@ -65,3 +71,21 @@ def mlflow_runs(tracking_uri: str, experiment: str) -> tuple[object, list]:
     children = [r for r in runs if r.data.tags.get("fitscope.role") == "trial"]
     assert len(parents) == 1, f"expected one parent run, found {len(parents)}"
     return parents[0], sorted(children, key=lambda r: int(r.data.tags["trial_number"]))
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    """A throwaway PostgreSQL cluster for the session (tests/postgres.py); each test creates its
+    own database with `postgres.create_database(name)`.
+
+    Skipped only where PostgreSQL is not installed at all and FITSCOPE_REQUIRE_POSTGRES is unset;
+    .ci/run installs it and sets that, so CI fails rather than skips.
+    """
+    from tests.postgres import initdb_path, throwaway_cluster
+
+    if initdb_path() is None:
+        if os.environ.get("FITSCOPE_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL is required here: apt-get install postgresql")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql; .ci/run does)")
+    with throwaway_cluster() as cluster:
+        yield cluster

@@ -22,7 +22,7 @@ class ConsoleReporter:
 
     def __init__(
         self,
-        total_trials: int,
+        total_trials: int | None,  # None: no known total (a wall-clock budget)
         headline_metric: str,
         baseline_loss: float | None = None,
         diagnosis_overrides: dict[str, Any] | None = None,

@@ -15,8 +15,9 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -32,10 +33,16 @@ _EPS = 1e-7  # Keras clips predicted probabilities with this epsilon; the baseli
 class Thresholds:
     """Limits used by `diagnose`; each default is justified where it is set.
 
-    Override with keyword arguments, e.g. ``Thresholds(**spec.diagnosis)``. An unknown name
-    raises ``TypeError`` (the dataclass constructor does that; there is no separate validator),
-    a value out of range raises ``ValueError`` naming the field. Integer fields accept
-    integral floats (``3.0``), since spec overrides arrive as ``dict[str, float]``.
+    Override with keyword arguments, e.g. ``Thresholds(gap_ratio=0.5)``; a value of the wrong
+    type or out of range raises ``ValueError`` naming the field. Overrides read from a file
+    (a spec's ``diagnosis:`` block) go through `Thresholds.check_overrides` first, which also
+    catches unknown names and turns YAML's ``3.0`` into the ``3`` an integer field needs.
+
+    Example:
+        >>> Thresholds.check_overrides({"gap_ratio": 0.5, "tail_window": 7.0})
+        {'gap_ratio': 0.5, 'tail_window': 7}
+        >>> Thresholds(**Thresholds.check_overrides({"tail_window": 7.0})).tail_window
+        7
     """
 
     # Train loss above 10x its first epoch: healthy steps never undo an order of magnitude.
@@ -62,12 +69,36 @@ class Thresholds:
     def __post_init__(self) -> None:
         for f in fields(self):
             value, above = getattr(self, f.name), _ABOVE.get(f.name, 0)
-            if f.type == "int":  # spec overrides arrive as floats: accept 3.0, refuse 2.5
-                if isinstance(value, bool) or not float(value).is_integer():
-                    raise ValueError(f"Thresholds.{f.name} must be an integer, got {value!r}")
-                object.__setattr__(self, f.name, int(value))  # frozen, hence the detour
+            allowed = (int,) if f.type == "int" else (int, float)  # an int is a fine float
+            if isinstance(value, bool) or not isinstance(value, allowed):
+                kind = "an integer" if f.type == "int" else "a number"
+                raise ValueError(f"{f.name}: expected {kind}, got {value!r}")
             if not value > above:  # `not >` also rejects NaN
-                raise ValueError(f"Thresholds.{f.name} must be > {above}, got {value!r}")
+                raise ValueError(f"{f.name}: must be > {above}, got {value!r}")
+
+    @classmethod
+    def check_overrides(cls, overrides: Mapping[str, Any]) -> dict[str, int | float]:
+        """Validate threshold overrides by name and return them typed (ints for int fields).
+
+        Raises:
+            ValueError: naming the field, for an unknown name (with the nearest known one),
+                a non-number, a fraction for an integer field, or a value out of range.
+        """
+        kinds = {f.name: f.type for f in fields(cls)}
+        typed: dict[str, Any] = {}
+        for name, value in overrides.items():
+            if name not in kinds:
+                near = difflib.get_close_matches(str(name), kinds, n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                raise ValueError(f"{name}: unknown threshold{hint}; known: {', '.join(kinds)}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{name}: expected a number, got {value!r}")
+            # YAML and JSON may write 3 as 3.0: accept it for an integer field, refuse 2.5
+            if kinds[name] == "int" and not float(value).is_integer():
+                raise ValueError(f"{name}: expected an integer, got {value!r}")
+            typed[name] = int(value) if kinds[name] == "int" else float(value)
+        cls(**typed)  # the range checks of __post_init__
+        return typed
 
 
 @dataclass(frozen=True)

@@ -4,16 +4,21 @@ Attached to the study loop as an observer. The parent records the resolved spec,
 git commit and the command that reproduces the study; at the end the best run, its val loss and
 test metrics, and the best model. No run is left RUNNING: the parent ends FINISHED, KILLED
 (Ctrl-C) or FAILED, and each child carries its trial's true state.
+
+When MLflow is unreachable, trials go on (their records stay in the Optuna storage) and
+`sync_study` (`fitscope sync`) later writes the missing child runs, replaces half-written ones and
+closes a parent that could not be closed, with the status the study ended with.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from fitscope.errors import TrackingError
-from fitscope.masking import mask_url
+from fitscope.masking import mask_text, mask_url
 from search.record import TrialRecord, record_from_trial
 from tracking.trial_run import ROLE_TAG, STUDY_TAG, diagnose_record, log_trial_run
 
@@ -25,7 +30,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PARENT_ATTR = "mlflow_parent_run_id"
+ENGINE_LABELS_ATTR = "engine_labels"  # set by search/kerastuner_engine.py on its record studies
+DATA_ATTR = "data_sha256"
+SPEC_ARTIFACT = "spec.json"
 PARENT_STATUS = {"finished": "FINISHED", "interrupted": "KILLED", "failed": "FAILED"}
+# the parent's intended status, kept in Optuna: if MLflow is down when a study ends, `sync` can
+# still close the parent truthfully ("RUNNING" while a process is at it)
+PARENT_STATUS_ATTR = "mlflow_parent_status"
+CLASS_NAMES_ATTR = "class_names"  # confusion-matrix labels, for a `sync` that loads no data
+# A child run still RUNNING after this long was abandoned half-written (its writer died or lost
+# MLflow mid-way): writing one takes about a second.
+STALE_CHILD_S = 300
+ROLES = ("study", "launcher", "worker", "standalone")
+PARENT_SETTLE_S = 5.0  # standalone workers agree on one parent run (see _open_shared_parent)
 
 
 class MlflowStudyTracker:
@@ -39,27 +56,57 @@ class MlflowStudyTracker:
         class_names: Sequence[str] | None = None,
         baseline_loss: float | None = None,
         log_best_model: bool = True,
+        data_sha256: str | None = None,
+        role: str = "study",
     ) -> None:
+        """`role` says which process this is, which decides who owns the parent run:
+
+        - "study": the only process of the study; opens the parent, closes it at the end.
+        - "launcher": the local supervisor of N workers; opens the parent, and at the end writes
+          any run still missing (a dead worker's) and closes the parent.
+        - "worker": a supervised worker; writes its own trials' runs, never touches the parent.
+        - "standalone": one of many independent workers (`fitscope worker`, many machines);
+          writes its own trials' runs, and the last one to finish, when no trial of the study
+          is running or waiting, summarises and closes the parent.
+        """
         from mlflow.tracking import MlflowClient
 
+        from tracking.reachability import limit_http_retries
+
+        limit_http_retries()  # a dead server must cost seconds per call, not minutes
         self.tracking_uri = tracking_uri
         self.spec = spec
         self.settings = settings
         self.class_names = class_names
         self.baseline_loss = baseline_loss
         self.log_best_model = log_best_model
+        # hash of the preprocessed arrays (Dataset.sha256()); kept in the study's user attrs so
+        # a later `sync`, which may not load the data, can still tag the runs with it
+        self.data_sha256 = data_sha256
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.experiment_id = ""
         self.parent_run_id = ""
         self.logged: dict[int, str] = {}  # trial number -> child run id
+        self.partial: dict[int, list[tuple[str, int]]] = {}  # RUNNING children: (id, start ms)
         self.unsynced: list[int] = []
         self.warned_unreachable = False
+        if role not in ROLES:
+            raise ValueError(f"role {role!r}: expected one of {', '.join(ROLES)}")
+        self.role = role
 
     # --- observer protocol -------------------------------------------------------------
     def on_study_start(self, study: optuna.Study, spec: ExperimentSpec) -> None:
+        if self.data_sha256 and study.user_attrs.get(DATA_ATTR) != self.data_sha256:
+            study.set_user_attr(DATA_ATTR, self.data_sha256)
+        self.data_sha256 = self.data_sha256 or study.user_attrs.get(DATA_ATTR)
         try:
             self.experiment_id = self._experiment_id(spec.name)
-            self.parent_run_id = self._open_parent(study)
+            if self.role == "worker":  # the launcher opened it; only find it
+                self.parent_run_id = self._find_parent(study) or self._open_parent(study)
+            elif self.role == "standalone":
+                self.parent_run_id = self._open_shared_parent(study)
+            else:
+                self.parent_run_id = self._open_parent(study)
             self.logged = self._logged_trials()
         except TrackingError:
             raise
@@ -70,6 +117,10 @@ class MlflowStudyTracker:
             ) from None
         if self.baseline_loss is not None and "baseline_loss" not in study.user_attrs:
             study.set_user_attr("baseline_loss", self.baseline_loss)
+        if self.class_names and CLASS_NAMES_ATTR not in study.user_attrs:
+            study.set_user_attr(CLASS_NAMES_ATTR, list(self.class_names))
+        if self.role != "worker":
+            study.set_user_attr(PARENT_STATUS_ATTR, "RUNNING")
 
     def on_trial_end(self, study: optuna.Study, record: TrialRecord) -> None:
         if record.number in self.logged:
@@ -89,32 +140,143 @@ class MlflowStudyTracker:
     def on_study_end(self, study: optuna.Study, outcome: str) -> None:
         if not self.parent_run_id:
             return
+        if self.role in ("worker", "standalone"):
+            self._end_as_worker(study, outcome)
+            return
         try:
-            self.sync(study, only_worker=_this_worker())
+            # the launcher runs after its workers stopped: any run still missing is a dead
+            # worker's (or one MLflow refused), and no live writer can be duplicated
+            self.sync(study, only_worker=None if self.role == "launcher" else _this_worker())
             self._summarise(study)
         except Exception as exc:  # report, then still close the parent below
             log.warning("MLflow summary of study %s incomplete: %s", study.study_name,
                         _first_line(exc))
         finally:
+            status = PARENT_STATUS.get(outcome, "FAILED")
             try:
-                self.client.set_terminated(self.parent_run_id, PARENT_STATUS.get(outcome, "FAILED"))
+                study.set_user_attr(PARENT_STATUS_ATTR, status)
+            except Exception as exc:  # the Optuna storage is gone too; still try MLflow
+                log.warning("could not record the study's outcome: %s", _first_line(exc))
+            try:
+                self.client.set_terminated(self.parent_run_id, status)
             except Exception as exc:
-                log.warning("could not close MLflow run %s: %s", self.parent_run_id,
-                            _first_line(exc))
+                log.warning(
+                    "could not close MLflow run %s (%s): run `fitscope sync %s --study %s` when "
+                    "MLflow is back", self.parent_run_id, _first_line(exc), self.spec.name,
+                    study.study_name,
+                )
+
+    def _end_as_worker(self, study: optuna.Study, outcome: str) -> None:
+        """A worker writes its own trials' missing runs; the parent is the launcher's, or, for
+        standalone workers, the last one's to finish (a later worker reopens it)."""
+        from optuna.trial import TrialState
+
+        try:
+            self.sync(study, only_worker=_this_worker())
+            busy = study.get_trials(
+                deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)
+            )
+            if self.role != "standalone" or outcome != "finished" or busy:
+                return
+            self._summarise(study)
+            study.set_user_attr(PARENT_STATUS_ATTR, "FINISHED")
+            self.client.set_terminated(self.parent_run_id, "FINISHED")
+        except Exception as exc:  # the runs stay in Optuna: `fitscope sync` writes them later
+            log.warning(
+                "MLflow could not take this worker's last runs of study %s (%s): run "
+                "`fitscope sync %s --study %s` later", study.study_name, _first_line(exc),
+                self.spec.name, study.study_name,
+            )
+
+    def _open_shared_parent(self, study: optuna.Study) -> str:
+        """The parent run of a study that independent workers start at the same moment.
+
+        MLflow cannot create a run only if none exists, so each worker that finds no parent
+        creates one and records it in the study; the study attribute is last-writer-wins, so
+        after PARENT_SETTLE_S (far more than one create call) every such worker reads it again,
+        adopts the run it names and deletes its own if that lost.
+        """
+        existing = self._find_parent(study)
+        if existing:
+            return self._open_parent(study)
+        mine = self._create_parent(study)
+        time.sleep(PARENT_SETTLE_S)
+        winner = str(study.user_attrs.get(PARENT_ATTR) or mine)
+        if winner != mine:
+            self.client.delete_run(mine)
+        return winner
+
+    def sync_study(self, study: optuna.Study) -> tuple[list[int], str | None]:
+        """`fitscope sync`: bring MLflow up to date with the Optuna storage.
+
+        Writes a child run for every finished trial that has none (or only a half-written one),
+        refreshes the parent's summary, and closes the parent if it was left RUNNING while no
+        trial is running, with the status the study ended with. Unlike `on_study_start` it never
+        reopens the parent. Returns the trial numbers written and the status the parent was
+        closed with (None: it was not RUNNING, or a worker is still at it).
+
+        Raises:
+            TrackingError: MLflow cannot be reached or refuses a write (what was written stays).
+        """
+        try:
+            self.experiment_id = self._experiment_id(self.spec.name)
+            self.parent_run_id = self._find_parent(study) or self._create_parent(study)
+            before = self.client.get_run(self.parent_run_id).info.status
+            written = self.sync(study)
+            self._summarise(study)  # logging the best model ends the parent FINISHED (restored)
+            closed = self._parent_status_after_sync(study, before)
+            if closed or before != "RUNNING":
+                self.client.set_terminated(self.parent_run_id, closed or before)
+        except TrackingError:
+            raise
+        except Exception as exc:  # MLflow raises MlflowException, requests errors, OSError...
+            raise TrackingError(
+                f"MLflow tracking store {mask_url(self.tracking_uri)} refused the sync: "
+                f"{_first_line(exc)} (run `fitscope sync` again; what was written stays)"
+            ) from exc
+        return written, closed
+
+    def _parent_status_after_sync(self, study: optuna.Study, before: str) -> str | None:
+        from optuna.trial import TrialState
+
+        if before != "RUNNING" or study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            return None  # closed already, or a worker is still running trials
+        status = study.user_attrs.get(PARENT_STATUS_ATTR)
+        # "RUNNING" or nothing recorded: the process ended without closing (killed, crashed)
+        return status if status in ("FINISHED", "KILLED", "FAILED") else "FAILED"
 
     # --- pieces ------------------------------------------------------------------------
     def sync(self, study: optuna.Study, only_worker: str | None = None) -> list[int]:
-        """Write child runs for finished trials that have none yet; return their numbers."""
+        """Write child runs for finished trials that have none yet; return their numbers.
+
+        A half-written child (left RUNNING by a writer that lost MLflow mid-way) is deleted and
+        written again: by this worker for its own trials, by `fitscope sync` (`only_worker`
+        None) once it is STALE_CHILD_S old or no trial is running. A sync that runs while a
+        worker is writing that very trial's child could still duplicate it, so run it after the
+        workers have stopped.
+        """
         from optuna.trial import TrialState
 
+        self.logged.update(self._logged_trials())  # a write that failed late may have landed
         written = []
         finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-        for trial in study.get_trials(deepcopy=False, states=finished):
-            if trial.number in self.logged:
+        trials = study.get_trials(deepcopy=False)
+        idle = not any(t.state == TrialState.RUNNING for t in trials)
+        now_ms = time.time() * 1000
+        for trial in trials:
+            if trial.state not in finished or trial.number in self.logged:
                 continue
             record = record_from_trial(trial)
             if only_worker is not None and record.worker != only_worker:
                 continue
+            partial = self.partial.get(trial.number, [])
+            if only_worker is None and not idle and any(
+                now_ms - started < STALE_CHILD_S * 1000 for _, started in partial
+            ):
+                continue  # maybe a live worker writing it right now
+            for run_id, _ in partial:
+                self.client.delete_run(run_id)
+            self.partial.pop(trial.number, None)
             self.logged[trial.number] = self._log_trial(record)
             written.append(trial.number)
         return written
@@ -126,7 +288,14 @@ class MlflowStudyTracker:
         return log_trial_run(
             self.client, self.experiment_id, self.parent_run_id, self.settings.study_name,
             record, task_kind(self.spec.task).curve_metric, self.class_names, diagnosis,
+            tags=self._fingerprint(),
         )
+
+    def _fingerprint(self) -> dict[str, str]:
+        """Environment tags of this process (computed once) with the command and data hash."""
+        from tracking.fingerprint import run_tags
+
+        return run_tags(self.settings.command, self.data_sha256)
 
     def _experiment_id(self, name: str) -> str:
         experiment = self.client.get_experiment_by_name(name)
@@ -146,6 +315,9 @@ class MlflowStudyTracker:
             self.client.update_run(existing, status="RUNNING")
             self.client.set_tag(existing, "fitscope.last_command", self.settings.command[:5000])
             return existing
+        return self._create_parent(study)
+
+    def _create_parent(self, study: optuna.Study) -> str:
         from tracking.fingerprint import study_tags
 
         tags = {
@@ -153,11 +325,17 @@ class MlflowStudyTracker:
             STUDY_TAG: study.study_name,
             "fitscope.experiment": self.spec.name,
             "fitscope.storage": mask_url(self.settings.storage),
-            **study_tags(self.settings.command),
+            **study_tags(self.settings.command, self.data_sha256),
         }
+        # how the study searched (engine=kerastuner, tuner=hyperband): tags and params; a study
+        # without the attr is the Optuna engine's
+        labels = {"engine": "optuna", **study.user_attrs.get(ENGINE_LABELS_ATTR, {})}
+        tags.update(labels)
         run = self.client.create_run(self.experiment_id, run_name=study.study_name, tags=tags)
         run_id = run.info.run_id
-        self._log_parent_params(run_id)
+        self._log_parent_params(run_id, labels)
+        # the resolved spec, whole and typed: `fitscope rerun` rebuilds the experiment from it
+        self.client.log_dict(run_id, self.spec.model_dump(mode="json"), SPEC_ARTIFACT)
         study.set_user_attr(PARENT_ATTR, run_id)
         return str(run_id)
 
@@ -177,7 +355,7 @@ class MlflowStudyTracker:
         )
         return str(runs[0].info.run_id) if runs else None
 
-    def _log_parent_params(self, run_id: str) -> None:
+    def _log_parent_params(self, run_id: str, labels: dict[str, str] | None = None) -> None:
         from mlflow.entities import Param
 
         params = {f"spec.{k}": v for k, v in _flatten(self.spec.model_dump(mode="json")).items()}
@@ -187,11 +365,14 @@ class MlflowStudyTracker:
             pruner=self.spec.search.pruner,
             study_name=self.settings.study_name,
         )
+        params.update(labels or {})  # another engine's own sampler/pruner replace the spec's
         items = [Param(k, str(v)[:6000]) for k, v in params.items()]
         for start in range(0, len(items), 100):
             self.client.log_batch(run_id, params=items[start : start + 100])
 
     def _logged_trials(self) -> dict[int, str]:
+        """Trial number -> child run id of the finished children; RUNNING ones (half-written,
+        or being written by another worker) go to `self.partial` instead."""
         runs = self.client.search_runs(
             [self.experiment_id],
             filter_string=(
@@ -199,7 +380,15 @@ class MlflowStudyTracker:
             ),
             max_results=50000,
         )
-        return {int(r.data.tags["trial_number"]): r.info.run_id for r in runs}
+        logged: dict[int, str] = {}
+        self.partial = {}
+        for run in runs:
+            number = int(run.data.tags["trial_number"])
+            if run.info.status == "RUNNING":
+                self.partial.setdefault(number, []).append((run.info.run_id, run.info.start_time))
+            else:
+                logged[number] = run.info.run_id
+        return logged
 
     def _summarise(self, study: optuna.Study) -> None:
         from optuna.trial import TrialState
@@ -277,5 +466,6 @@ def _this_worker() -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
+    # MLflow's errors quote the request URL, credentials included
+    lines = mask_text(str(exc)).strip().splitlines()
     return lines[0][:300] if lines else type(exc).__name__

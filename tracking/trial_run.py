@@ -7,6 +7,7 @@ looks the same however it was written.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import tempfile
 import time
@@ -46,12 +47,18 @@ def log_trial_run(
     task_metric: str,
     class_names: Sequence[str] | None = None,
     diagnosis: Diagnosis | None = None,
+    tags: dict[str, str] | None = None,
+    run_name: str | None = None,
 ) -> str:
-    """Create the child run of one finished trial and close it with its true status."""
+    """Create the child run of one finished trial and close it with its true status.
+
+    `tags` are added to (and may override) the run's own tags: the environment fingerprint,
+    or `fitscope.role=rerun` for `fitscope rerun`.
+    """
     from mlflow.entities import Metric, Param, RunTag
 
     status = RUN_STATUS.get(record.state, "FAILED")
-    tags = {
+    own = {
         "mlflow.parentRunId": parent_run_id,
         ROLE_TAG: "trial",
         STUDY_TAG: study_name,
@@ -59,11 +66,13 @@ def log_trial_run(
         "state": record.state,
     }
     if record.fail_reason:
-        tags["fail_reason"] = record.fail_reason[:5000]
+        own["fail_reason"] = record.fail_reason[:5000]
     if diagnosis is not None:
-        tags["fit"] = diagnosis.fit
-        tags["fit_reason"] = diagnosis.reason
-    run = client.create_run(experiment_id, run_name=f"trial-{record.number:04d}", tags=tags)
+        own["fit"] = diagnosis.fit
+        own["fit_reason"] = diagnosis.reason
+    own.update(tags or {})
+    name = run_name or f"trial-{record.number:04d}"
+    run = client.create_run(experiment_id, run_name=name, tags=own)
     run_id = run.info.run_id
     try:
         now = int(time.time() * 1000)
@@ -78,7 +87,11 @@ def log_trial_run(
         client.log_batch(run_id, tags=[RunTag("seed", str(record.seed))])
         _log_artifacts(client, run_id, record, task_metric, class_names)
     except BaseException:
-        client.set_terminated(run_id, "FAILED")
+        # A half-written run would pass for the trial's record: delete it. The record stays in
+        # the Optuna storage and `sync` writes the run again; if MLflow is gone and the delete
+        # fails too, `sync` finds the run still RUNNING and replaces it.
+        with contextlib.suppress(Exception):
+            client.delete_run(run_id)
         raise
     client.set_terminated(run_id, status)
     return run_id

@@ -83,9 +83,11 @@ def test_diverged_and_pruned_trials_are_recorded_truthfully(
     assert diverged.info.status == "FAILED"
     assert diverged.data.tags["state"] == "FAIL"
     assert "diverged" in diverged.data.tags["fail_reason"]
+    assert diverged.data.tags["fit"] == "diverged"
     trials = optuna.load_study(study_name=study_name, storage=storage).trials
     assert [t.state.name for t in trials] == ["COMPLETE", "FAIL"]
     assert trials[1].value is None  # never replaced by a fake value
+    assert trials[1].user_attrs["fail_reason"] == diverged.data.tags["fail_reason"]
 
 
 def test_a_pruned_trial_is_killed_with_its_partial_curve(workdir: Path, tracking_uri: str) -> None:

@@ -182,10 +182,28 @@ def test_thresholds_reject_unknown_names_and_bad_values() -> None:
 
 
 def test_integral_float_overrides_become_ints() -> None:
-    """Spec overrides arrive as dict[str, float]."""
-    th = Thresholds(min_epochs_after_best=5.0, tail_window=7.0)  # type: ignore[arg-type]
-    assert th.min_epochs_after_best == 5 and type(th.min_epochs_after_best) is int
-    assert th.tail_window == 7 and type(th.tail_window) is int
+    """YAML may write an integer threshold as 3.0; check_overrides types it for Thresholds."""
+    typed = Thresholds.check_overrides({"min_epochs_after_best": 5.0, "tail_window": 7.0})
+    assert typed == {"min_epochs_after_best": 5, "tail_window": 7}
+    th = Thresholds(**typed)
+    assert type(th.min_epochs_after_best) is int and type(th.tail_window) is int
+    with pytest.raises(ValueError, match="tail_window: expected an integer"):
+        Thresholds(tail_window=7.0)  # type: ignore[arg-type]  # only check_overrides converts
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"gap_ration": 0.3}, "gap_ration: unknown threshold \\(did you mean 'gap_ratio'\\?\\)"),
+        ({"gap_ratio": "high"}, "gap_ratio: expected a number, got 'high'"),
+        ({"gap_ratio": True}, "gap_ratio: expected a number"),
+        ({"tail_window": 2.5}, "tail_window: expected an integer, got 2.5"),
+        ({"roughness": -1.0}, "roughness: must be > 0, got -1.0"),
+    ],
+)
+def test_check_overrides_names_the_bad_field(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Thresholds.check_overrides(overrides)
 
 
 def test_every_threshold_field_has_a_default() -> None:

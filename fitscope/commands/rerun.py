@@ -1,0 +1,81 @@
+"""`fitscope rerun RUN_ID`: train one trial again from its MLflow run and compare the curves.
+
+Exit 0 when the rerun is identical or equal within 1e-6, 1 when it differs, 2 when the run
+cannot be rerun (unknown id, not a trial run, a missing param, changed data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from fitscope import settings as defaults
+from fitscope.masking import mask_url
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "rerun", help="retrain one trial from its MLflow run and compare with the original",
+        description="Rebuild a trial from its MLflow run (params, seed, the study's spec), "
+        "retrain it on the same data, log the rerun as a new run (tag rerun_of) and compare "
+        "per-epoch loss/val_loss, best epoch and test metrics. Exit 0: identical or equal "
+        "within 1e-6; 1: different; 2: cannot rerun.",
+    )
+    parser.add_argument("run_id", help="MLflow run id of a trial (a child run of a study)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI "
+                        "or sqlite:///mlflow.db)")
+    parser.add_argument("--data-dir", help="directory holding data files (FITSCOPE_DATA_DIR)")
+    parser.add_argument("--verbose", action="store_true", help="show Keras' per-epoch output")
+    parser.set_defaults(handler=rerun)
+
+
+def rerun(args: argparse.Namespace) -> int:
+    """Rerun one trial; print the verdict; exit 0 (same), 1 (different) or 2 (cannot)."""
+    from mlflow.tracking import MlflowClient
+
+    from fitscope.errors import RerunError
+    from tracking.fingerprint import fingerprint_of, run_tags
+    from tracking.rerun import load_data, log_rerun, outcome_of_record, plan_rerun, retrain
+    from tracking.rerun_compare import compare, environment_differences, report
+
+    tracking = defaults.tracking_uri(args.tracking_uri)
+    if tracking.startswith("sqlite:///") and not Path(tracking.removeprefix("sqlite:///")).is_file():
+        # MlflowClient would create an empty store there and then not find the run
+        raise RerunError(f"no MLflow store at {mask_url(tracking)} (--tracking-uri, "
+                         "MLFLOW_TRACKING_URI)")
+    logging.getLogger("mlflow").setLevel(logging.WARNING if args.verbose else logging.ERROR)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one small spec.json
+    client = MlflowClient(tracking_uri=tracking)
+    plan = plan_rerun(client, args.run_id)
+    train = plan.spec.train
+    print(
+        f"fitscope rerun {plan.run_id}: trial {plan.trial_number} of study {plan.study_name} "
+        f"({plan.spec.name}), {plan.original.state.lower()}\n  {plan.params.short()}; seed "
+        f"{plan.seed}, {train.max_epochs} epochs max, patience {train.patience}, deterministic "
+        f"{str(train.deterministic).lower()}\n  mlflow tracking {mask_url(tracking)}"
+    )
+    data = load_data(plan, args.data_dir)
+    record = retrain(plan, data, verbose=args.verbose)
+    command = " ".join(shlex.quote(a) for a in ["fitscope", *sys.argv[1:]])
+    rerun_id = log_rerun(client, plan, record, data, command)
+    comparison = compare(plan.original, outcome_of_record(record, plan.spec))
+    changes = environment_differences(fingerprint_of(plan.tags),
+                                      fingerprint_of(run_tags(command, data.sha256())))
+    print(f"  rerun logged as run {rerun_id} (tag rerun_of={plan.run_id})")
+    print(report(comparison, changes, _hints(plan.tags, train.deterministic)))
+    return 0 if comparison.verdict in ("identical", "within") else 1
+
+
+def _hints(tags: dict[str, str], deterministic: bool) -> list[str]:
+    hints = []
+    if not deterministic:
+        hints.append("the original ran with deterministic=false: its kernels need not repeat")
+    if tags.get("git_dirty") == "true":
+        hints.append("the original ran on a checkout with uncommitted changes (git_dirty=true)")
+    if not any(name.startswith("env.") for name in tags):
+        hints.append("the original run has no env.* tags: its environment is unknown")
+    return hints

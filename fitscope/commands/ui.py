@@ -1,0 +1,95 @@
+"""`fitscope ui`: MLflow's UI over the tracking store `search` writes, on this machine only
+unless told otherwise.
+
+MLflow's server has no authentication unless its auth app is enabled, so it binds to 127.0.0.1
+by default; `--host` elsewhere is an explicit choice and comes with a warning. To look from
+another machine without exposing it, forward the port: `ssh -L 5000:127.0.0.1:5000 host`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+
+from fitscope import settings as defaults
+from fitscope.masking import mask_url
+
+DEFAULT_HOST = "127.0.0.1"
+NO_AUTH_WARNING = (
+    "fitscope: warning: MLflow on {host}:{port} can be reached from other machines, and MLflow's "
+    "UI has no authentication unless its auth app is enabled (mlflow server --app-name "
+    "basic-auth): anyone who reaches this port can read, change and delete every run"
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("ui", help="MLflow UI on http://127.0.0.1:5000 over fitscope's store")
+    parser.add_argument("--host", default=DEFAULT_HOST, help="interface to bind (default "
+                        "127.0.0.1: this machine only; anything else is open to the network, "
+                        "without authentication)")
+    parser.add_argument("--port", type=port_number, default=5000, help="port (default 5000)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI "
+                        "or sqlite:///mlflow.db)")
+    parser.set_defaults(handler=ui)
+
+
+def port_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port 1-65535, got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port 1-65535, got {value}")
+    return value
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` keeps the server on this machine.
+
+    Example:
+        >>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("0.0.0.0")
+        (True, True, False)
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
+
+
+def server_command(tracking_uri: str, host: str, port: int) -> list[str]:
+    """The `mlflow server` command line serving `tracking_uri` (the same interpreter's MLflow).
+
+    Example:
+        >>> " ".join(server_command("sqlite:///mlflow.db", "127.0.0.1", 5000)[2:6])
+        'mlflow server --backend-store-uri sqlite:///mlflow.db'
+    """
+    return [
+        sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
+        "--host", host, "--port", str(port),
+        "--workers", "1",  # one viewer on a shared machine; MLflow's default starts 4 processes
+    ]
+
+
+def ui(args: argparse.Namespace) -> int:
+    """Replace this process by MLflow's server (so Ctrl-C and exit codes are MLflow's own)."""
+    from fitscope.errors import TrackingError
+    from tracking.reachability import check_tracking_store
+
+    tracking = defaults.tracking_uri(args.tracking_uri)
+    if tracking.startswith(("http://", "https://")):
+        raise TrackingError(f"{mask_url(tracking)} is a tracking server already: open it in a "
+                            "browser, or give --tracking-uri the store it serves")
+    check_tracking_store(tracking)
+    if not is_loopback(args.host):
+        print(NO_AUTH_WARNING.format(host=args.host, port=args.port), file=sys.stderr)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"MLflow UI on http://{shown}:{args.port} over {mask_url(tracking)}; Ctrl-C stops it",
+          flush=True)
+    sys.stderr.flush()
+    command = server_command(tracking, args.host, args.port)
+    os.execv(command[0], command)
+    return 0  # not reached: execv does not return

@@ -1,0 +1,168 @@
+"""`fitscope search EXP --workers N`: one study, N local worker processes, one MLflow server.
+
+The launcher does what must happen once: opens the study and its MLflow parent run, loads (and
+if needed downloads) the data once so the workers find it cached, starts a local `mlflow
+server` over the user's tracking store (unless that already is a server), and then supervises
+`fitscope worker` processes (search/supervisor.py). At the end it writes any run a dead worker
+could not, summarises and closes the parent, and stops the server, also on Ctrl-C or an error.
+
+Storage for parallel runs on one machine: the study's own RDB storage (SQLite by default),
+with Optuna's heartbeats, not a JournalFileBackend. Why:
+- one study lives in one place: `make search` and `make search WORKERS=4` resume the same
+  study, and `fitscope sync`, the dashboard and the reports read it where they always do;
+- heartbeats cover what a supervisor cannot: if the launcher itself is killed, the trials left
+  RUNNING are failed and retried by the next run after the grace period (a journal has no
+  heartbeat, so they would stay RUNNING forever);
+- it is the same code path as many machines on PostgreSQL, so the tests of one cover both.
+Optuna advises against SQLite for *heavy* parallel use because writers serialise on one file
+lock; a few workers writing a handful of rows per epoch wait milliseconds for it, and the
+storage is opened with a 60 s busy timeout so a writer waits instead of failing. The tests run
+2 workers on SQLite; more workers, or several machines, belong on PostgreSQL (README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fitscope import settings as defaults
+from fitscope.errors import FitscopeError
+from fitscope.masking import mask_url
+
+if TYPE_CHECKING:
+    import optuna
+
+    from experiments.spec import ExperimentSpec
+    from search.study import StudySettings
+    from tracking.report_observer import ReportObserver
+    from tracking.study_tracker import MlflowStudyTracker
+
+
+
+def launch(
+    args: argparse.Namespace, spec: ExperimentSpec, settings: StudySettings, tracking: str
+) -> int:
+    """Run `settings.trials` trials of the study on local workers; the return is the exit code."""
+    from experiments.data import load_dataset
+    from search.budget import TrialBudget
+    from search.interrupts import InterruptGuard
+    from search.record import record_from_trial
+    from search.study import open_study
+    from search.supervisor import Supervisor
+    from search.workers import parse_gpus, plan_workers, visible_gpus
+    from tracking.console import ConsoleReporter
+    from tracking.diagnosis import baseline_loss
+    from tracking.report_observer import ReportObserver
+    from tracking.server import LocalMlflowServer, is_http
+    from tracking.study_tracker import MlflowStudyTracker
+
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # N workers, 1 terminal
+    gpus = parse_gpus(args.gpus)
+    gpus = visible_gpus() if gpus is None else gpus
+    per_gpu = args.workers_per_gpu or 1
+    count = args.workers or (len(gpus) * per_gpu if gpus else 1)
+    slots = plan_workers(count, gpus, per_gpu)
+    devices = f"GPUs {','.join(gpus)}" if gpus else f"CPU, {slots[0].threads} thread(s) each"
+    print(f"  {count} workers ({devices})", flush=True)
+    _preflight(tracking, settings.runs_dir)
+
+    server = None
+    tracker: MlflowStudyTracker | None = None
+    report: ReportObserver | None = None
+    study: optuna.Study | None = None
+    outcome = "failed"
+    try:
+        study = open_study(spec, settings)
+        if is_http(tracking):
+            uri = tracking
+        else:
+            # serve the user's own store, so runs land where `make ui` and later searches look
+            server = LocalMlflowServer(tracking, log_path=settings.runs_dir / "mlflow-server.log")
+            server.start()  # answers in 10-30 s: load the data meanwhile
+        data = load_dataset(spec, args.data_dir)
+        print(f"  data: {data.split_note}; {data.n_features} features", flush=True)
+        baseline = baseline_loss(spec.task, data.y_train, data.n_classes)
+        if server is not None:
+            server.wait_until_ready()
+            uri = server.uri
+            print(f"  mlflow server {uri} over {mask_url(tracking)} (stops with the study)",
+                  flush=True)
+        tracker = MlflowStudyTracker(uri, spec, settings, data.class_names, baseline,
+                                     data_sha256=data.sha256(), role="launcher")
+        tracker.on_study_start(study, spec)
+        report = ReportObserver(defaults.reports_dir(spec.name, settings.study_name), uri,
+                                settings.storage, settings.command, data.class_names,
+                                dict(spec.diagnosis))
+        report.on_study_start(study, spec)
+        experiment = _experiment_arg(args.experiment)
+
+        def worker_argv(slot: object, fds: str) -> list[str]:
+            # the same experiment and the flags that shape its spec; the study by name
+            argv = [sys.executable, "-m", "fitscope", "worker", experiment,
+                    "--study", settings.study_name, "--seed", str(settings.seed),
+                    "--supervisor-fds", fds, "--command", settings.command]
+            if args.data_dir:
+                argv += ["--data-dir", str(Path(args.data_dir).resolve())]
+            if getattr(args, "nondeterministic", False):
+                argv.append("--nondeterministic")
+            return argv + (["--verbose"] if settings.verbose else [])
+
+        def write_failed_run(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            assert tracker is not None
+            tracker.on_trial_end(study, record_from_trial(trial))
+
+        supervisor = Supervisor(
+            study, TrialBudget(settings.trials), slots, worker_argv,
+            # secrets travel in the environment, never on a command line others can read
+            env={"FITSCOPE_STORAGE": settings.storage, "MLFLOW_TRACKING_URI": uri},
+            on_trial_failed=write_failed_run, timeout=settings.timeout,
+        )
+        outcome = supervisor.run()
+    except KeyboardInterrupt:  # before the workers started (data loading, server start)
+        outcome = "interrupted"
+    finally:
+        guard = InterruptGuard()
+        with guard:
+            guard.hold()  # closing the runs is short; a Ctrl-C now would leave them RUNNING
+            try:
+                if tracker is not None and study is not None:
+                    tracker.on_study_end(study, outcome)
+                    headline = "test_accuracy" if spec.task != "regression" else "test_rmse"
+                    console = ConsoleReporter(
+                        settings.trials, headline, tracker.baseline_loss, dict(spec.diagnosis),
+                        hints=lambda: [
+                            f"MLflow: experiment {spec.name}, parent run "
+                            f"{tracker.parent_run_id if tracker else '?'}; open `make ui`",
+                            f"resume or extend: {settings.command}",
+                        ],
+                    )
+                    print(console.summary(study, outcome), flush=True)
+                    if report is not None:
+                        report.on_study_end(study, outcome)
+            finally:
+                if server is not None:
+                    server.stop()
+    if outcome == "interrupted":
+        print(f"\ninterrupted: run the same command again to resume study {settings.study_name}",
+              file=sys.stderr)
+        return 130
+    if outcome == "failed":
+        raise FitscopeError("the workers exited at start-up; their messages are above")
+    return 0
+
+
+def _experiment_arg(experiment: str) -> str:
+    """A spec path made absolute (workers may resolve names elsewhere); a name stays a name."""
+    path = Path(experiment)
+    return str(path.resolve()) if path.is_file() else experiment
+
+
+def _preflight(tracking: str, runs_dir: Path) -> None:
+    from fitscope.preflight import writable_dir
+    from tracking.reachability import check_tracking_store
+
+    check_tracking_store(tracking)
+    writable_dir(runs_dir, "runs dir (FITSCOPE_RUNS_DIR)")

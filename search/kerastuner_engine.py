@@ -1,0 +1,201 @@
+"""KerasTuner as a second search engine on the same spec: Hyperband, random or Bayesian search.
+
+KerasTuner's three roles keep their jobs: its oracle decides what to try (`make_oracle`), the
+hypermodel holds the space (`search.hypermodel`), and the tuner runs one trial
+(`search.kerastuner_tuner.FitscopeTuner`) — with the Optuna engine's training, so both engines
+train and score candidates identically. This module is the study loop, the counterpart of
+`search.study.run_study`, and imports neither Keras nor KerasTuner until a search starts.
+
+Where trials are recorded: each finished KerasTuner trial is added to an Optuna study
+(`study.add_trial`) with the very user attrs the Optuna engine's `Objective` writes. That study
+samples nothing; it is only the record store. It was chosen over a new engine-neutral study
+handle because everything downstream already reads Optuna studies: the observers (MLflow
+tracker, console, report), `record_from_trial`, `fitscope sync` and the Optuna dashboard work for
+KerasTuner unchanged, and both engines' records live in one storage. The study's user attr
+`engine_labels` tells the MLflow parent run which engine and tuner ran it.
+
+KerasTuner's own state (oracle, trial files, Hyperband checkpoints) lives in
+`runs/<experiment>/<study>/kerastuner/`; running the same command again resumes from it
+(`overwrite=False`).
+
+Example:
+    >>> study = run_kerastuner(spec, data, settings, [tracker, console])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import optuna
+
+from fitscope.errors import FitscopeError, TrackingError
+from search.storage import open_storage
+from search.study import default_study_name
+
+if TYPE_CHECKING:
+    import keras_tuner
+
+    from experiments.data import Dataset
+    from experiments.spec import ExperimentSpec
+    from search.study import StudyObserver, StudySettings
+
+ENGINE = "kerastuner"
+TUNERS = ("hyperband", "random", "bayesian")
+# Like Optuna's catch=(Exception,): failed trials never end the study (KerasTuner's default is 3)
+NEVER = 2**31 - 1
+
+
+def require_kerastuner() -> None:
+    """Fail with one clear line when KerasTuner (the `tuner` extra) is not installed.
+
+    Raises:
+        FitscopeError: keras_tuner or tensorboard cannot be found.
+    """
+    from importlib.util import find_spec
+
+    # KerasTuner imports tensorboard on the TensorFlow backend
+    missing = [name for name in ("keras_tuner", "tensorboard") if find_spec(name) is None]
+    if missing:
+        raise FitscopeError(
+            f"the KerasTuner engine needs {' and '.join(missing)}: pip install 'fitscope[tuner]'"
+            " (make install does)"
+        )
+
+
+def kerastuner_study_name(spec: ExperimentSpec, tuner: str) -> str:
+    """`<experiment>-s<seed>-<spec hash>-kt-<tuner>`: never the Optuna engine's study.
+
+    Example:
+        >>> from experiments.registry import load_spec
+        >>> kerastuner_study_name(load_spec("iris"), "hyperband").endswith("-kt-hyperband")
+        True
+    """
+    return f"{default_study_name(spec)}-kt-{tuner}"
+
+
+def engine_labels(tuner: str) -> dict[str, str]:
+    """How a KerasTuner study searches, in the words of the MLflow parent's params and tags.
+
+    Example:
+        >>> engine_labels("hyperband")["pruner"]
+        'hyperband'
+    """
+    sampler = {"hyperband": "random", "random": "random", "bayesian": "gaussian-process"}
+    return {
+        "engine": ENGINE,
+        "tuner": tuner,
+        "sampler": sampler[tuner],
+        # Hyperband's successive halving is the only early stop of configurations here
+        "pruner": "hyperband" if tuner == "hyperband" else "none",
+    }
+
+
+def make_oracle(tuner: str, spec: ExperimentSpec, seed: int) -> keras_tuner.Oracle:
+    """KerasTuner's oracle for `tuner`, minimising val_loss (the best epoch's, as in Optuna).
+
+    No `max_trials`: the trial count and the wall-clock budget are enforced by `FitscopeTuner`,
+    per invocation, as the Optuna engine does.
+    """
+    import keras_tuner
+
+    common: dict[str, Any] = {
+        "objective": keras_tuner.Objective("val_loss", direction="min"),
+        # KerasTuner replaces a seed of 0 by a random one, and Bayesian search needs seed >= 0
+        "seed": seed % NEVER or NEVER,
+        "max_retries_per_trial": 0,
+        "max_consecutive_failed_trials": NEVER,
+    }
+    if tuner == "hyperband":
+        # factor 3 like the Optuna engine's HyperbandPruner; iterations unlimited (None): the
+        # trial count and the budget end the search, not the end of a Hyperband sweep
+        return keras_tuner.oracles.HyperbandOracle(
+            max_epochs=spec.train.max_epochs, factor=3, hyperband_iterations=None, **common
+        )
+    if tuner == "random":
+        return keras_tuner.oracles.RandomSearchOracle(max_trials=None, **common)
+    if tuner == "bayesian":
+        # as many random start-up points as TPE has (0 lets KerasTuner pick 3 x dimensions)
+        return keras_tuner.oracles.BayesianOptimizationOracle(
+            max_trials=None, num_initial_points=spec.search.startup_trials or None, **common
+        )
+    raise ValueError(f"unknown tuner {tuner!r}; expected one of {', '.join(TUNERS)}")
+
+
+def open_record_study(spec: ExperimentSpec, settings: StudySettings, tuner: str) -> optuna.Study:
+    """The Optuna study that records this KerasTuner search (created, or loaded to resume).
+
+    Raises:
+        TrackingError: the name belongs to a study of another engine or tuner.
+    """
+    study = optuna.create_study(
+        study_name=settings.study_name,
+        storage=open_storage(settings.storage),
+        direction="minimize",
+        load_if_exists=True,
+    )
+    attrs = study.user_attrs
+    if "experiment" not in attrs:
+        study.set_user_attr("experiment", spec.name)
+        study.set_user_attr("spec", spec.model_dump(mode="json"))
+        study.set_user_attr("seed", settings.seed)
+        study.set_user_attr("engine", ENGINE)
+        study.set_user_attr("tuner", tuner)
+        study.set_user_attr("engine_labels", engine_labels(tuner))
+    elif (attrs.get("engine"), attrs.get("tuner")) != (ENGINE, tuner):
+        owner = attrs.get("engine", "optuna") + (f" {attrs['tuner']}" if "tuner" in attrs else "")
+        raise TrackingError(
+            f"study {settings.study_name} holds trials of the {owner} engine; KerasTuner "
+            f"{tuner} cannot add to it: choose another --study"
+        )
+    return study
+
+
+def run_kerastuner(
+    spec: ExperimentSpec,
+    data: Dataset,
+    settings: StudySettings,
+    observers: list[StudyObserver],
+    tuner: str = "hyperband",
+    study: optuna.Study | None = None,
+) -> optuna.Study:
+    """Add up to `settings.trials` KerasTuner trials within `settings.timeout`, telling every
+    observer as they finish, as `search.study.run_study` does for Optuna.
+
+    Re-raises KeyboardInterrupt after the interrupted trial is recorded FAIL and every observer
+    has closed what it opened.
+    """
+    import keras
+
+    from experiments.tasks import task_kind
+    from search.hypermodel import SpaceHyperModel
+    from search.interrupts import InterruptGuard
+    from search.kerastuner_tuner import FitscopeTuner
+
+    study = study or open_record_study(spec, settings, tuner)
+    settings.runs_dir.mkdir(parents=True, exist_ok=True)
+    hypermodel = SpaceHyperModel(
+        spec.space, task_kind(spec.task), data.n_features, data.n_classes,
+        spec.train.steps_per_execution,
+    )
+    # built before the observers start: KerasTuner reloads (or discovers) its space here
+    runner = FitscopeTuner(make_oracle(tuner, spec, settings.seed), hypermodel, spec, data,
+                           settings, study, observers, tuner)
+    keras.backend.clear_session()  # discovering the space built a few models
+    for observer in observers:
+        observer.on_study_start(study, spec)
+    outcome = "failed"
+    guard = InterruptGuard()  # as in run_study: a second Ctrl-C waits for the runs to close
+    with guard:
+        try:
+            runner.search(verbose=0)  # fitscope's console reports; KerasTuner's display is off
+            outcome = "finished"
+        except KeyboardInterrupt:
+            outcome = "interrupted"
+            raise
+        finally:
+            guard.hold()
+            for observer in observers:
+                observer.on_study_end(study, outcome)
+    if guard.interrupted:
+        raise KeyboardInterrupt
+    return study

@@ -1,0 +1,101 @@
+"""`fitscope worker` as on many machines: PostgreSQL for Optuna, an `mlflow server` (itself on
+PostgreSQL), workers started separately; a machine that dies is noticed through heartbeats."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import write_spec
+from tests.postgres import Cluster
+from tests.study_checks import check_study, finish, fitscope, kill_mid_trial, load, wait_for
+from tracking.server import LocalMlflowServer
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(postgres: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One `mlflow server` with a PostgreSQL backend store, as a team would run it."""
+    backend = postgres.create_database("mlflow").replace("postgresql://", "postgresql+psycopg://")
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    with LocalMlflowServer(backend, artifact_root=folder / "artifacts",
+                           log_path=folder / "server.log") as server:
+        yield server.uri
+
+
+def test_two_separately_started_workers_share_one_study(
+    workdir: Path, postgres: Cluster, mlflow_server: str
+) -> None:
+    storage = postgres.create_database("optuna_shared")
+    spec = write_spec(workdir, "iris", name="irisshared", train__max_epochs=3,
+                      train__patience=2)
+    command = ["worker", str(spec), "--study", "shared", "--trials", "3",
+               "--storage", storage, "--tracking-uri", mlflow_server]
+    # started at the same moment, as a Slurm array or a Kubernetes Job would start them
+    workers = [fitscope(command, cwd=workdir) for _ in range(2)]
+    outputs = []
+    for worker in workers:
+        rc, out = finish(worker)
+        assert rc == 0, out[-4000:]
+        outputs.append(out)
+
+    study = load(storage, "shared")
+    runs = check_study(study, mlflow_server, "irisshared", counted=6)
+    assert len({t.user_attrs["worker"] for t in study.trials}) == 2
+    client = MlflowClient(tracking_uri=mlflow_server)
+    parent = client.get_run(next(iter(runs.values())).data.tags["mlflow.parentRunId"])
+    assert parent.info.status == "FINISHED"  # closed by the last worker to finish
+    # the password of the storage URL is nowhere: not in the output, not in any run
+    assert postgres.password not in "".join(outputs)
+    for run in [parent, *runs.values()]:
+        recorded = " ".join([*run.data.params.values(), *run.data.tags.values()])
+        assert postgres.password not in recorded
+    assert "fitscope:***@127.0.0.1" in parent.data.tags["fitscope.storage"]
+
+
+def test_a_dead_machine_s_trial_is_failed_and_retried_by_another_worker(
+    workdir: Path, postgres: Cluster, mlflow_server: str
+) -> None:
+    storage = postgres.create_database("optuna_stale")
+    spec = write_spec(workdir, "iris", name="irisstale", train__max_epochs=60,
+                      train__patience=60, search__pruner="none")
+    # heartbeat every second, dead after 4 s without one (defaults: 30 s and 120 s)
+    command = ["worker", str(spec), "--study", "stale", "--storage", storage,
+               "--tracking-uri", mlflow_server, "--heartbeat", "1", "--grace", "4"]
+    first = fitscope([*command, "--trials", "2"], cwd=workdir)
+    study = wait_for("the study", lambda: _try_load(storage, "stale"))
+    dead = kill_mid_trial(study)  # the "machine" dies in the middle of a trial
+    first.communicate(timeout=60)
+    time.sleep(5)  # let its last heartbeat age past the grace period
+
+    rc, out = finish(fitscope([*command, "--trials", "1"], cwd=workdir))
+    assert rc == 0, out[-4000:]
+    assert f"trial {dead.number} of a dead worker marked FAIL and queued again" in out
+    study = load(storage, "stale")
+    runs = check_study(study, mlflow_server, "irisstale", counted=dead.number + 1)
+    failed = study.trials[dead.number]
+    assert failed.state.name == "FAIL"
+    (retry,) = [t for t in study.trials if t.system_attrs.get("failed_trial") == dead.number]
+    assert retry.state.name == "COMPLETE" and retry.params == failed.params
+    run = runs[dead.number]
+    assert run.info.status == "FAILED"
+    assert "sent no heartbeat for 4 s" in run.data.tags["fail_reason"]
+
+
+def _try_load(storage: str, name: str) -> object:
+    try:
+        return load(storage, name)
+    except Exception:  # no tables or no study yet
+        return None
+
+
+def test_the_throwaway_cluster_runs_as_the_postgres_user_under_root(postgres: Cluster) -> None:
+    import pwd
+
+    # initdb refuses root: as root (CI) the cluster's files belong to Debian's postgres user
+    expected = pwd.getpwnam("postgres").pw_uid if os.geteuid() == 0 else os.geteuid()
+    assert (postgres.root / "data").stat().st_uid == expected

@@ -1,0 +1,147 @@
+"""`fitscope search --workers N` on one machine: real worker processes, a real `mlflow server`,
+the study's SQLite storage with heartbeats; a worker killed mid-trial; Ctrl-C to the launcher."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from search.budget import TrialBudget
+from search.supervisor import describe_exit
+from search.workers import parse_gpus, plan_workers
+from tests.conftest import write_spec
+from tests.study_checks import (
+    alive,
+    check_study,
+    finish,
+    fitscope,
+    kill_mid_trial,
+    listening,
+    load,
+    server_port,
+    wait_for,
+    worker_pid,
+)
+
+STUDY = "par"
+
+
+def test_budget_is_exact_and_a_retry_counts_once() -> None:
+    budget = TrialBudget(3)
+    assert [budget.grant() for _ in range(4)] == [True, True, True, False]
+    budget.give_back(1)  # a worker died mid-trial; its params are queued again
+    assert budget.grant() and not budget.grant()
+    budget.give_back(-2)  # never more trials than asked for
+    assert budget.left == 0
+
+
+def test_workers_share_cores_and_gpus_round_robin() -> None:
+    cpu = plan_workers(2, cores=2)
+    assert [s.threads for s in cpu] == [1, 1]
+    env = cpu[0].environment()
+    assert env["TF_NUM_INTRAOP_THREADS"] == env["OMP_NUM_THREADS"] == "1"
+    assert env["CUDA_VISIBLE_DEVICES"] == "-1"  # a CPU worker never grabs a GPU
+    gpu = plan_workers(4, gpus=["0", "1"], workers_per_gpu=1, cores=16)
+    assert [s.gpu for s in gpu] == ["0", "1", "0", "1"]
+    env = gpu[1].environment()
+    assert env["CUDA_VISIBLE_DEVICES"] == "1"
+    assert env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+    assert env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    assert parse_gpus("none") == [] and parse_gpus("0, 1") == ["0", "1"]
+    assert parse_gpus(None) is None  # not given: all visible GPUs
+    assert describe_exit(-9) == "signal 9, SIGKILL" and describe_exit(3) == "exit code 3"
+
+
+def test_two_workers_add_exactly_the_trials_asked_for(workdir: Path) -> None:
+    spec = write_spec(workdir, "iris", train__max_epochs=3, train__patience=2)
+    rc, out = finish(fitscope(["search", str(spec), "--workers", "2", "--trials", "6",
+                               "--study", STUDY], cwd=workdir))
+    assert rc == 0, out[-4000:]
+
+    study = load(f"sqlite:///{workdir / 'optuna.db'}", STUDY)
+    check_study(study, f"sqlite:///{workdir / 'mlflow.db'}", "iris", counted=6)
+    workers = {t.user_attrs["worker"] for t in study.trials}
+    assert len(workers) == 2, workers  # both did share the work
+    params = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(params)) == len(params), "two workers drew the same candidate"
+    assert not listening(server_port(out)), "the MLflow server outlived the study"
+    # the runs sit in the user's own store, where `make ui` and a plain search look
+    assert (workdir / "mlruns").is_dir()
+
+
+def test_a_killed_worker_s_trial_fails_is_retried_and_replaced(workdir: Path) -> None:
+    # long enough trials (60 epochs) that a worker can be caught in the middle of one
+    spec = write_spec(workdir, "iris", train__max_epochs=60, train__patience=60,
+                      search__pruner="none")
+    launcher = fitscope(["search", str(spec), "--workers", "2", "--trials", "4",
+                         "--study", STUDY], cwd=workdir)
+    storage = f"sqlite:///{workdir / 'optuna.db'}"
+    study = wait_for("the study", lambda: _try_load(storage))
+    killed = kill_mid_trial(study)
+    rc, out = finish(launcher)
+    assert rc == 0, out[-4000:]
+
+    study = load(storage, STUDY)
+    runs = check_study(study, f"sqlite:///{workdir / 'mlflow.db'}", "iris", counted=4)
+    dead = study.trials[killed.number]
+    assert dead.state.name == "FAIL"
+    assert dead.user_attrs["fail_reason"] == "worker died (signal 9, SIGKILL)"
+    (retry,) = [t for t in study.trials if t.user_attrs.get("retry_of") == killed.number]
+    assert retry.state.name == "COMPLETE" and retry.params == dead.params
+    assert len(study.trials) == 5  # 4 counted + the dead one; its retry counted once
+    run = runs[killed.number]
+    assert run.info.status == "FAILED"
+    assert run.data.tags["fail_reason"] == "worker died (signal 9, SIGKILL)"
+    assert run.data.metrics["epochs_trained"] >= 1  # its partial curves were kept
+    assert f"worker pid {worker_pid(killed)} died (signal 9, SIGKILL)" in out
+    assert out.count("started: pid") == 3  # two workers and one replacement
+
+
+def test_ctrl_c_stops_workers_and_server_and_the_same_command_resumes(workdir: Path) -> None:
+    spec = write_spec(workdir, "iris", train__max_epochs=60, train__patience=60,
+                      search__pruner="none")
+    command = ["search", str(spec), "--workers", "2", "--trials", "4", "--study", STUDY]
+    launcher = fitscope(command, cwd=workdir)
+    storage = f"sqlite:///{workdir / 'optuna.db'}"
+    study = wait_for("the study", lambda: _try_load(storage))
+    wait_for("two trials in training", lambda: len([
+        t for t in study.get_trials(deepcopy=False)
+        if t.state.name == "RUNNING" and t.user_attrs.get("history")]) == 2)
+    running = {t.number: t for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"}
+    launcher.send_signal(signal.SIGINT)
+    rc, out = finish(launcher, timeout=300)
+    assert rc == 130, out[-4000:]
+
+    tracking = f"sqlite:///{workdir / 'mlflow.db'}"
+    study = load(storage, STUDY)
+    assert not [t for t in study.trials if t.state.name in ("RUNNING", "WAITING")]
+    for number, trial in running.items():
+        now = study.trials[number]
+        # interrupted, unless it finished in the instant before the signal arrived
+        assert now.state.name in ("COMPLETE", "FAIL"), now.state
+        if now.state.name == "FAIL":
+            assert now.user_attrs["fail_reason"].startswith("interrupted")
+        assert not alive(worker_pid(trial)), "a worker outlived Ctrl-C"
+    assert not listening(server_port(out)), "the MLflow server outlived Ctrl-C"
+    client = MlflowClient(tracking_uri=tracking)
+    experiment = client.get_experiment_by_name("iris")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    assert runs and all(r.info.status != "RUNNING" for r in runs)
+    before = len(study.trials)
+    counted_before = sum(t.state.name == "COMPLETE" for t in study.trials)
+
+    rc, out = finish(fitscope(command, cwd=workdir))
+    assert rc == 0, out[-4000:]
+    study = load(storage, STUDY)
+    assert len(study.trials) == before + 4  # resumed: the same study, 4 more trials
+    check_study(study, tracking, "iris", counted=counted_before + 4)  # one parent, reopened
+
+
+def _try_load(storage: str) -> object:
+    try:
+        return load(storage, STUDY)
+    except Exception:  # not created yet: no database file, no tables or no study in it
+        return None

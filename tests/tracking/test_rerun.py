@@ -1,0 +1,238 @@
+"""`fitscope rerun` end to end: a real iris study, real retraining, a real MLflow store."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from experiments.data import clear_cache, load_dataset
+from experiments.registry import load_spec
+from fitscope.cli import main
+from tests.conftest import SHARED_DATA, mlflow_runs, write_spec
+from tracking.rerun import as_written, spec_from_params
+from tracking.study_tracker import SPEC_ARTIFACT
+
+FINGERPRINT = ("env.python", "env.keras_version", "env.keras_backend", "env.keras_backend_version",
+               "env.tensorflow_version", "env.numpy_version", "env.optuna_version",
+               "env.mlflow_version", "env.scikit-learn_version", "env.os", "env.cpu", "env.gpu",
+               "env.fitscope", "git_commit", "git_dirty", "command", "data_sha256")
+
+
+@dataclass(frozen=True)
+class Study:
+    folder: Path
+    uri: str
+    spec: Path
+    parent: Any
+    children: list[Any]
+
+
+@pytest.fixture(scope="module")
+def iris_study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Study]:
+    """One small iris study shared by the tests below (3 trials of 4 epochs)."""
+    folder = tmp_path_factory.mktemp("iris-study")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        patch.delenv("FITSCOPE_STORAGE", raising=False)
+        patch.setenv("FITSCOPE_RUNS_DIR", str(folder / "runs"))
+        spec = write_spec(folder, "iris", train__max_epochs=4, train__patience=3,
+                          search__pruner="none")
+        assert main(["search", str(spec), "--trials", "3", "--tracking-uri", uri]) == 0
+        parent, children = mlflow_runs(uri, "iris")
+        yield Study(folder, uri, spec, parent, children)
+
+
+def _rerun(study: Study, run_id: str, *extra: str) -> int:
+    return main(["rerun", run_id, "--tracking-uri", study.uri, *extra])
+
+
+def test_every_run_carries_the_environment_fingerprint(iris_study: Study) -> None:
+    data_hash = load_dataset(load_spec(str(iris_study.spec))).sha256()
+    for run in [iris_study.parent, *iris_study.children]:
+        missing = [tag for tag in FINGERPRINT if not run.data.tags.get(tag)]
+        assert not missing, f"{run.info.run_name} lacks {missing}"
+        assert run.data.tags["data_sha256"] == data_hash
+        assert run.data.tags["env.gpu"] == "none"  # the test machine has no GPU
+    for child in iris_study.children:
+        assert child.data.params["deterministic"] == "True"
+        assert child.data.params["split_seed"] == "42"
+    storage = f"sqlite:///{iris_study.folder / 'optuna.db'}"
+    (summary,) = optuna.get_all_study_summaries(storage)
+    assert summary.user_attrs["data_sha256"] == data_hash  # for a later `sync`
+    artifacts = [a.path for a in MlflowClient(iris_study.uri).list_artifacts(
+        iris_study.parent.info.run_id)]
+    assert SPEC_ARTIFACT in artifacts
+
+
+def test_a_trial_of_a_real_study_reruns_identical(
+    iris_study: Study, capsys: pytest.CaptureFixture[str]
+) -> None:
+    original = iris_study.children[2]  # the third trial of its process: no state leaks in
+    assert _rerun(iris_study, original.info.run_id) == 0
+    out = capsys.readouterr().out
+    assert "verdict: identical (bitwise): loss, val_loss" in out
+    assert "best_epoch" in out and "test_accuracy" in out
+
+    client = MlflowClient(iris_study.uri)
+    exp = client.get_experiment_by_name("iris")
+    assert exp is not None
+    (rerun,) = client.search_runs(
+        [exp.experiment_id], f"tags.rerun_of = '{original.info.run_id}'")
+    assert rerun.data.tags["fitscope.role"] == "rerun"
+    assert rerun.data.tags["mlflow.parentRunId"] == iris_study.parent.info.run_id
+    assert rerun.info.run_id in out
+    assert rerun.info.status == "FINISHED"
+    for name in ("n_layers", "units_0", "learning_rate", "batch_size", "dropout", "seed",
+                 "max_epochs", "patience", "deterministic", "split_seed"):
+        assert rerun.data.params[name] == original.data.params[name], name
+    for name in ("best_val_loss", "best_epoch", "test_accuracy", "test_loss"):
+        assert rerun.data.metrics[name] == original.data.metrics[name], name
+    curve = [m.value for m in client.get_metric_history(rerun.info.run_id, "val_loss")]
+    assert curve == [m.value for m in client.get_metric_history(original.info.run_id, "val_loss")]
+    assert all(rerun.data.tags.get(tag) for tag in FINGERPRINT)
+    # the study still has one parent and its three trials: a rerun is no trial of it
+    _, children = mlflow_runs(iris_study.uri, "iris")
+    assert len(children) == 3
+
+
+def test_the_spec_also_rebuilds_from_the_parent_params(iris_study: Study, tmp_path: Path) -> None:
+    # parents written before spec.json existed: the flattened spec.* params must do
+    from experiments.registry import parse_spec
+
+    rebuilt = parse_spec(as_written(spec_from_params(iris_study.parent.data.params)))
+    logged = MlflowClient(iris_study.uri).download_artifacts(
+        iris_study.parent.info.run_id, SPEC_ARTIFACT, str(tmp_path))
+    assert rebuilt == parse_spec(as_written(json.loads(Path(logged).read_text())))
+    # the spec as the study ran it: the file's, with --trials 3 from the command line
+    assert rebuilt == load_spec(str(iris_study.spec)).with_search(trials=3)
+
+
+def test_rerun_refuses_an_unknown_run_id(
+    iris_study: Study, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _rerun(iris_study, "0123456789abcdef0123456789abcdef") == 2
+    err = capsys.readouterr().err
+    assert "no MLflow run found for run '0123456789abcdef0123456789abcdef'" in err
+    assert "Traceback" not in err
+
+
+def test_rerun_refuses_a_study_parent_run(
+    iris_study: Study, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parent_id = iris_study.parent.info.run_id
+    assert _rerun(iris_study, parent_id) == 2
+    err = capsys.readouterr().err
+    assert f"run {parent_id} is the parent run of study" in err
+    assert "not a trial" in err
+
+
+def test_rerun_refuses_a_run_with_a_param_removed(
+    iris_study: Study, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlflow.entities import Param
+
+    client = MlflowClient(iris_study.uri)
+    original = iris_study.children[0]
+    tags = {k: v for k, v in original.data.tags.items() if k != "mlflow.runName"}
+    copy = client.create_run(original.info.experiment_id, run_name="trial-copy", tags=tags)
+    params = [Param(k, v) for k, v in original.data.params.items() if k != "learning_rate"]
+    client.log_batch(copy.info.run_id, params=params)
+    client.set_terminated(copy.info.run_id)
+    assert _rerun(iris_study, copy.info.run_id) == 2
+    err = capsys.readouterr().err
+    assert "lacks the param(s) learning_rate" in err
+
+
+def test_rerun_refuses_a_missing_tracking_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uri = f"sqlite:///{tmp_path / 'nowhere.db'}"
+    assert main(["rerun", "abc", "--tracking-uri", uri]) == 2
+    assert "no MLflow store at" in capsys.readouterr().err
+    assert not (tmp_path / "nowhere.db").exists()  # and none was created
+
+
+def _runs(study: Study, experiment: str, role: str) -> list[Any]:
+    client = MlflowClient(study.uri)
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is not None, experiment
+    return client.search_runs([exp.experiment_id], f"tags.`fitscope.role` = '{role}'")
+
+
+def test_rerun_refuses_when_the_data_file_changed(
+    iris_study: Study, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the study's MLflow store (a fresh store costs seconds of migrations), another experiment
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    # a name outside the data catalog and no data.sha256 in the spec: no file checksum stands
+    # in the way, so fitscope's own check of the preprocessed arrays must catch the change
+    shutil.copy(SHARED_DATA / "tabular" / "boston.csv", data_dir / "houses.csv")
+    spec = write_spec(tmp_path, "boston", data__path="houses.csv", data__sha256=None,
+                      train__max_epochs=2, train__patience=2, search__pruner="none")
+    assert main(["search", str(spec), "--trials", "1", "--tracking-uri", iris_study.uri,
+                 "--data-dir", str(data_dir)]) == 0
+    (child,) = _runs(iris_study, "boston", "trial")
+
+    lines = (data_dir / "houses.csv").read_text().splitlines()
+    fields = lines[1].split(",")
+    fields[-1] = str(float(fields[-1]) + 1.0)  # one house a thousand dollars dearer
+    (data_dir / "houses.csv").write_text("\n".join([lines[0], ",".join(fields), *lines[2:]]) + "\n")
+    clear_cache()  # this process loaded the old file; a new `fitscope rerun` process would not
+    argv = ["rerun", child.info.run_id, "--tracking-uri", iris_study.uri, "--data-dir",
+            str(data_dir)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "data changed: the houses.csv data of experiment boston" in err
+
+    # a file that is gone (or fails its sha256 check) is refused the same way, naming it
+    (data_dir / "houses.csv").unlink()
+    clear_cache()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "data changed or unavailable: cannot load the houses.csv data of experiment " \
+        "boston" in err
+    assert "houses.csv: not found" in err
+    assert _runs(iris_study, "boston", "rerun") == []  # nothing logged for a refused rerun
+
+
+def test_a_pruned_trial_replays_the_epochs_it_trained(
+    iris_study: Study, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_spec(
+        tmp_path, "iris", name="iris-pruned", space={
+            "n_layers": 1, "units": 8, "activation": "relu", "optimizer": ["adam", "sgd"],
+            "learning_rate": [0.05, 1.0e-4], "batch_size": 32, "dropout": 0.0},
+        train__max_epochs=8, train__patience=8, search__pruner="median",
+        search__startup_trials=1, search__warmup_epochs=1,
+    )
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="prune", storage=storage)
+    study.enqueue_trial({"optimizer": "adam", "learning_rate": 0.05})
+    study.enqueue_trial({"optimizer": "sgd", "learning_rate": 1.0e-4})
+    assert main(["search", str(spec), "--trials", "2", "--study", "prune", "--storage", storage,
+                 "--tracking-uri", iris_study.uri]) == 0
+    (pruned,) = [r for r in _runs(iris_study, "iris-pruned", "trial")
+                 if r.data.tags["state"] == "PRUNED"]
+    epochs = int(pruned.data.metrics["epochs_trained"])
+    assert epochs < 8
+    capsys.readouterr()
+
+    assert main(["rerun", pruned.info.run_id, "--tracking-uri", iris_study.uri]) == 0
+    out = capsys.readouterr().out
+    assert "verdict: identical" in out
+    assert f"pruned after {epochs} epochs" in out
+    (rerun,) = _runs(iris_study, "iris-pruned", "rerun")
+    assert rerun.data.tags["rerun_of"] == pruned.info.run_id
+    assert rerun.data.metrics["epochs_trained"] == epochs
+    assert rerun.data.tags["rerun_epochs"] == str(epochs)

@@ -1,0 +1,109 @@
+"""Optuna's own study views (optuna.visualization, plotly), with a note where one cannot be drawn.
+
+A tiny study cannot show everything (importances need two complete trials whose parameters
+vary; a study whose trials all failed has no history): Optuna then warns, raises or returns an
+empty figure, and the view is replaced by a one-line note instead of failing the report.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+
+# (key, title, name of the optuna.visualization function)
+VIEWS = (
+    ("optimization_history", "Optimization history", "plot_optimization_history"),
+    ("param_importances", "Parameter importances", "plot_param_importances"),
+    ("parallel_coordinate", "Parallel coordinates", "plot_parallel_coordinate"),
+    ("slice", "Slice plot", "plot_slice"),
+    ("intermediate_values", "Intermediate values (val_loss per epoch)", "plot_intermediate_values"),
+)
+MEANINGLESS = "will be equal"  # Optuna's words when it cannot rank parameter importances
+HEIGHT = "520px"  # plotly's default of 100% collapses to nothing inside a plain page
+
+
+@dataclass(frozen=True)
+class View:
+    """One Optuna view: a plotly figure and/or a note (why there is none, or a caveat)."""
+
+    key: str
+    title: str
+    figure: Any = None  # plotly.graph_objects.Figure
+    note: str = ""
+
+    def div(self) -> str:
+        """The figure as an HTML fragment that needs plotly.js loaded once by the page."""
+        if self.figure is None:
+            return ""
+        return str(self.figure.to_html(full_html=False, include_plotlyjs=False,
+                                       default_height=HEIGHT, default_width="100%"))
+
+
+def optuna_views(study: optuna.Study) -> list[View]:
+    """Every view of `VIEWS` for the study, in order.
+
+    Example:
+        >>> import optuna
+        >>> [v.note for v in optuna_views(optuna.create_study())][0]
+        'needs at least one complete trial'
+    """
+    from optuna import visualization
+
+    return [_draw(key, title, getattr(visualization, name), study) for key, title, name in VIEWS]
+
+
+def write_views(views: list[View], folder: Path) -> list[Path]:
+    """Each drawable view as `optuna_<key>.html`, sharing one plotly.min.js in the folder.
+
+    Opens offline as long as the folder stays together; `report.html` embeds them all as well.
+    """
+    paths = []
+    for view in views:
+        if view.figure is None:
+            continue
+        path = folder / f"optuna_{view.key}.html"
+        # "directory": one plotly.min.js beside the files instead of 4.6 MB inlined in each
+        view.figure.write_html(path, include_plotlyjs="directory", default_height=HEIGHT)
+        paths.append(path)
+    return paths
+
+
+def _draw(key: str, title: str, plot: Callable[..., Any], study: optuna.Study) -> View:
+    from optuna.trial import TrialState
+
+    # intermediate values come from pruned and failed trials too; the other views need values
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete and key != "intermediate_values":
+        return View(key, title, note="needs at least one complete trial")
+    from optuna.exceptions import ExperimentalWarning
+
+    try:
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always")
+            figure = plot(study)
+    # Optuna raises ValueError/RuntimeError for studies it cannot draw; its importance
+    # evaluators can fail inside numpy/sklearn too. The note names it; the report goes on.
+    except Exception as exc:
+        return View(key, title, note=f"Optuna could not draw it: {_first_line(exc)}")
+    ignored = (DeprecationWarning, FutureWarning, ExperimentalWarning)  # API notes, not data
+    problems = [_first_line(w.message) for w in warned if not issubclass(w.category, ignored)]
+    if not figure.data:
+        return View(key, title, note="not drawn: " + (problems[0] if problems
+                                                      else "no trial has values for it yet"))
+    # Optuna still draws importances it could not compute ("... importances will be equal"):
+    # equal bars would read as a finding, so the note replaces them
+    if any(MEANINGLESS in p for p in problems):
+        return View(key, title, note=f"not drawn: {problems[0]}")
+    # other warnings ("the importance may be inaccurate") go under the figure
+    return View(key, title, figure=figure, note=" ".join(problems))
+
+
+def _first_line(value: object) -> str:
+    lines = str(value).strip().splitlines()
+    return lines[0][:300] if lines else type(value).__name__

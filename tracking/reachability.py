@@ -1,0 +1,92 @@
+"""Is the MLflow tracking store usable, and how long may MLflow wait for it?
+
+Checked before a study loads data or trains, so an unreachable server or an unwritable SQLite
+folder costs a second, not a trial. During a study MLflow's HTTP client is told to give up
+quickly: the trial records stay in the Optuna storage and `fitscope sync` writes them later.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from fitscope.errors import TrackingError
+from fitscope.masking import mask_url
+from fitscope.preflight import writable_dir
+
+# MLflow retries a failed request 7 times with backoff factor 2 and waits 120 s per attempt:
+# minutes per call while a server is down, with a study stalled behind it. Two quick retries
+# ride out a restart or a blip; anything longer is `fitscope sync`'s job. Set in the
+# environment (only where the user has not) because MLflow reads them there on every request.
+HTTP_LIMITS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",  # waits 0 s, then 2 s (+ up to 1 s of jitter)
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",  # one request; the largest upload is a small model
+}
+PROBE_TIMEOUT_S = 5.0  # a server on the same network answers /health in milliseconds
+
+
+def limit_http_retries() -> None:
+    """Bound how long one MLflow HTTP call may retry (the user's own settings win)."""
+    for name, value in HTTP_LIMITS.items():
+        os.environ.setdefault(name, value)
+
+
+def check_tracking_store(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Fail now, in one line, if MLflow could not write to `uri`.
+
+    `http(s)://` must answer at all (any HTTP status counts: a proxy may guard /health);
+    `sqlite:///FILE` needs a writable folder, and so does the working directory, where MLflow
+    puts the artifacts of new experiments (./mlruns). Other stores are left to MLflow.
+
+    Example:
+        >>> check_tracking_store("http://127.0.0.1:9", timeout=1)
+        Traceback (most recent call last):
+        ...
+        fitscope.errors.TrackingError: MLflow tracking server http://127.0.0.1:9 is not ...
+
+    Raises:
+        TrackingError: the server does not answer or a folder cannot be written.
+    """
+    scheme = urlsplit(uri).scheme.lower()
+    if scheme in ("http", "https"):
+        _probe_server(uri, timeout)
+    elif scheme == "sqlite":
+        _check_sqlite(uri)
+
+
+def _probe_server(uri: str, timeout: float) -> None:
+    parts = urlsplit(uri)
+    try:
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # a port that is not a number
+        raise TrackingError(f"invalid MLflow tracking URI {mask_url(uri)}") from None
+    # credentials in the URL are MLflow's business; urllib would refuse them in the netloc
+    health = urlunsplit((parts.scheme, f"{host}{port}", parts.path.rstrip("/") + "/health", "", ""))
+    try:
+        with urllib.request.urlopen(health, timeout=timeout):
+            return
+    except urllib.error.HTTPError:
+        return  # it answered: reachable (auth or a proxy may refuse /health itself)
+    except (OSError, ValueError) as exc:  # URLError, refused, timeout, TLS: all OSError
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        raise TrackingError(
+            f"MLflow tracking server {mask_url(uri)} is not reachable ({reason}); start it, or "
+            "choose another --tracking-uri / MLFLOW_TRACKING_URI (default sqlite:///mlflow.db)"
+        ) from None
+
+
+def _check_sqlite(uri: str) -> None:
+    raw = uri.split("://", 1)[1].lstrip("/") if uri.startswith("sqlite://") else ""
+    if not raw or raw == ":memory:":
+        return
+    # sqlite:///rel.db is relative, sqlite:////abs.db absolute (SQLAlchemy's convention)
+    path = Path("/" + raw) if uri.startswith("sqlite:////") else Path(raw)
+    folder = writable_dir(path.parent, "MLflow tracking folder", create=False)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise TrackingError(f"MLflow tracking database {folder / path.name} is read-only")
+    writable_dir(Path.cwd(), "working directory (MLflow keeps artifacts in ./mlruns)", create=False)
