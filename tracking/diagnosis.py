@@ -50,6 +50,10 @@ class Thresholds:
     # Course rule of thumb: val - train > ~0.1 is suspicious at the ~0.3-0.4 cross-entropy where
     # converged classifiers sit; 0.1 / 0.35 ~ 0.3, and as a ratio it holds for MSE too.
     gap_ratio: float = 0.3
+    # ...but a large ratio of two tiny losses is no overfit (iris: val 0.14 vs train 0.06). The
+    # gap must also reach 10% of the trivial predictor's loss: ~0.1 on a cross-entropy of ~1,
+    # the course's own number, and it scales with the target's variance for MSE.
+    gap_vs_baseline: float = 0.1
     # Epoch-to-epoch val noise is a few percent; ending 10% above the minimum is a real turn...
     val_rise: float = 0.1
     # ...when the minimum is at least 3 epochs back (a usual EarlyStopping patience).
@@ -163,7 +167,7 @@ def diagnose(
 
     1. ``diverged``: a NaN/inf in either curve, or max train loss > explode_factor x the first.
     2. ``overfit``: val_rise > val_rise with epochs_after_best >= min_epochs_after_best, or
-       gap_ratio > gap_ratio.
+       gap_ratio > gap_ratio and gap > gap_vs_baseline x baseline_loss.
     3. ``underfit``: train_vs_baseline > underfit_ratio, or both curves' tail slopes < -tail_slope.
     4. ``unstable``: roughness > roughness.  5. Otherwise ``good_fit``.
 
@@ -199,11 +203,13 @@ def diagnose(
         "tail_slope": _tail_slope(v, th.tail_window),
         "roughness": _roughness(v),
     }
-    fit, reason = _classify(t, len(train), e, th)
+    fit, reason = _classify(t, len(train), e, th, baseline_loss)
     return Diagnosis(fit=fit, reason=reason, **e)
 
 
-def _classify(t: np.ndarray, n: int, e: dict[str, Any], th: Thresholds) -> tuple[str, str]:
+def _classify(
+    t: np.ndarray, n: int, e: dict[str, Any], th: Thresholds, baseline: float
+) -> tuple[str, str]:
     """The first rule of `diagnose` that fires on evidence `e`, and a sentence with its numbers.
 
     `t` is the finite prefix of the train loss and `n` the full number of epochs.
@@ -217,7 +223,9 @@ def _classify(t: np.ndarray, n: int, e: dict[str, Any], th: Thresholds) -> tuple
     if rise > th.val_rise and after >= th.min_epochs_after_best:
         limits = f"limit {th.val_rise:.0%} after {th.min_epochs_after_best}"
         return "overfit", f"val_loss ended {rise:.0%} over its minimum {after} epochs on ({limits})"
-    if e["gap_ratio"] > th.gap_ratio:
+    floor = th.gap_vs_baseline * baseline
+    big_enough = not floor > 0 or e["gap"] > floor  # no usable baseline: the ratio decides alone
+    if e["gap_ratio"] > th.gap_ratio and big_enough:
         ratio, limit = e["gap_ratio"], th.gap_ratio
         return "overfit", f"val - train at the best epoch is {ratio:.0%} of val (limit {limit:.0%})"
     if e["train_vs_baseline"] > th.underfit_ratio:

@@ -154,7 +154,7 @@ def test_metrics_are_the_seven_numbers_as_floats() -> None:
         ("underfit_baseline", {"underfit_ratio": 0.99}, "good_fit"),
         ("underfit_tail", {"tail_slope": 0.1}, "good_fit"),
         ("unstable", {"roughness": 1.0}, "good_fit"),
-        ("good_fit", {"gap_ratio": 0.1}, "overfit"),
+        ("good_fit", {"gap_ratio": 0.1, "gap_vs_baseline": 0.01}, "overfit"),
     ],
 )
 def test_threshold_overrides_change_the_outcome(
@@ -293,3 +293,14 @@ def test_baseline_rejects_bad_input() -> None:
         baseline_loss("regression", np.array([]))
     with pytest.raises(ValueError, match="0..1"):
         baseline_loss("multiclass", np.array([0, 1, 2]), n_classes=2)
+
+
+def test_a_large_ratio_of_tiny_losses_is_not_overfit() -> None:
+    # iris-like: val 0.14 vs train 0.06 is a 57% gap ratio but only 0.08 absolute, against a
+    # trivial predictor's ln 3 = 1.1: the course would not call that overfitting
+    decay = np.exp(-0.5 * np.arange(30))
+    loss = list(0.06 + 0.94 * decay)
+    val = list(0.14 + 0.86 * decay)
+    assert diagnose(loss, val, baseline_loss=math.log(3)).fit == "good_fit"
+    loose = Thresholds(gap_vs_baseline=0.01)
+    assert diagnose(loss, val, baseline_loss=math.log(3), thresholds=loose).fit == "overfit"
