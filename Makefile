@@ -59,8 +59,12 @@ list: install ## the experiments that ship
 show: install ## print an experiment's resolved spec: make show EXP=iris
 	@$(BIN)/fitscope show $(EXP)
 
-ui: install ## MLflow UI on http://127.0.0.1:$(PORT) over the store search writes (MLFLOW_TRACKING_URI honoured)
-	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host 127.0.0.1 --port $(PORT)
+# only a HOST given on the make command line counts: some shells export HOST=<hostname>, and that
+# must not silently open the UI (no authentication) to the network
+UI_HOST = $(if $(filter command line,$(origin HOST)),$(HOST),127.0.0.1)
+
+ui: install ## MLflow UI on http://127.0.0.1:$(PORT) over the store search writes; HOST=0.0.0.0 opens it to the network (warns: no auth)
+	$(BIN)/fitscope ui --host $(UI_HOST) --port $(PORT)
 
 report: install ## build reports/<exp>/<study>/report.html (also mid-study): make report EXP=fashion [STUDY=name]
 	$(BIN)/fitscope report $(EXP) $(if $(STUDY),--study $(STUDY))

@@ -41,11 +41,15 @@ if TYPE_CHECKING:
     from tracking.study_tracker import MlflowStudyTracker
 
 
-
 def launch(
     args: argparse.Namespace, spec: ExperimentSpec, settings: StudySettings, tracking: str
 ) -> int:
-    """Run `settings.trials` trials of the study on local workers; the return is the exit code."""
+    """Run `settings.trials` trials of the study on local workers; return the exit code.
+
+    Example:
+        >>> main(["search", "iris", "--workers", "2", "--trials", "6"])  # doctest: +SKIP
+        0
+    """
     from experiments.data import load_dataset
     from search.budget import TrialBudget
     from search.interrupts import InterruptGuard
@@ -60,14 +64,19 @@ def launch(
     from tracking.study_tracker import MlflowStudyTracker
 
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # N workers, 1 terminal
+    # the launcher trains nothing, but reading the environment fingerprint starts the Keras
+    # backend: it must not take the GPU memory its workers need
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     gpus = parse_gpus(args.gpus)
     gpus = visible_gpus() if gpus is None else gpus
     per_gpu = args.workers_per_gpu or 1
     count = args.workers or (len(gpus) * per_gpu if gpus else 1)
     slots = plan_workers(count, gpus, per_gpu)
     devices = f"GPUs {','.join(gpus)}" if gpus else f"CPU, {slots[0].threads} thread(s) each"
-    print(f"  {count} workers ({devices})", flush=True)
-    _preflight(tracking, settings.runs_dir)
+    print(f"  {count} worker{'s' if count > 1 else ''} ({devices})", flush=True)
+    _preflight(tracking, settings.runs_dir,
+               defaults.reports_dir(spec.name, settings.study_name))
 
     server = None
     tracker: MlflowStudyTracker | None = None
@@ -160,9 +169,11 @@ def _experiment_arg(experiment: str) -> str:
     return str(path.resolve()) if path.is_file() else experiment
 
 
-def _preflight(tracking: str, runs_dir: Path) -> None:
+def _preflight(tracking: str, runs_dir: Path, reports_dir: Path) -> None:
+    """What would otherwise fail after the workers started: one line, before anything runs."""
     from fitscope.preflight import writable_dir
     from tracking.reachability import check_tracking_store
 
     check_tracking_store(tracking)
     writable_dir(runs_dir, "runs dir (FITSCOPE_RUNS_DIR)")
+    writable_dir(reports_dir, "reports dir (FITSCOPE_REPORTS_DIR)")

@@ -8,13 +8,15 @@
 # (same versions as the tests use), minus TensorFlow (Keras runs on JAX there) and minus what
 # the GPU image already holds (its package list, /work/.library/device/KINDS.md, 2026-11-17:
 # IMAGE_HAS below). Pure-Python wheels are fetched once; compiled ones for every Python in
-# PYTHONS (the image's python3 was 3.12.3; 3.10 and 3.11 in case it changes), manylinux x86-64.
+# PYTHONS, manylinux x86-64 (abi3 ones once). The image's python3 was 3.12.3, and the device
+# tool carries at most 64 MiB with the repo and the 30 MB of Fashion-MNIST, so 3.12 only by
+# default: PYTHONS="3.10 3.11 3.12" adds ~6 MB. gpu_check.sh prints the Python it finds.
 # A missing distribution stops the script: better here than offline on the GPU machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 OUT=${OUT_DIR:-.gpu-wheels}
-PYTHONS=${PYTHONS:-"3.10 3.11 3.12"}
+PYTHONS=${PYTHONS:-"3.12"}
 VENV_PY=${VENV_PY:-.venv/bin/python}
 # Already on the GPU image (KINDS.md's list): carrying our own would shadow the image's builds.
 IMAGE_HAS="absl-py accelerate aiofiles aiohappyeyeballs aiohttp aiosignal annotated-doc anyio attrs
@@ -28,14 +30,18 @@ propcache protobuf psutil pyarrow pybind11 pygments pyparsing pytest python-date
 regex requests rich safetensors scikit-learn scipy seaborn setuptools shellingham simplejson six
 sympy tabulate tensorboard tensorboard-data-server threadpoolctl tifffile toolz torch tqdm
 typer typing-extensions typing-inspect urllib3 werkzeug wheel wrapt xarray yarl zipp"
-# Never needed there: TensorFlow is replaced by JAX; the rest are unused server extras.
+# Never needed there: TensorFlow is replaced by JAX; the rest are unused extras.
 SKIP="tensorflow tensorflow-cpu tensorflow-io-gcs-filesystem keras-tuner kt-legacy psycopg
 psycopg-binary optuna-dashboard tensorboard"
+# Their dependencies are carried, not they: `mlflow` adds only the web UI's files (12 MB) to
+# mlflow-skinny, which holds the client and the tracking server; plotly (10 MB) draws only the
+# report's interactive plots, and a report that cannot be built is one warning line.
+NOT_CARRIED="mlflow plotly narwhals"
 
 mkdir -p "$OUT"
 rm -f "$OUT"/*.whl "$OUT"/requirements.txt
 # name==version of every runtime dependency of fitscope, from the installed metadata
-IMAGE_HAS="$IMAGE_HAS" SKIP="$SKIP" "$VENV_PY" - >"$OUT/requirements.txt" <<'EOF'
+IMAGE_HAS="$IMAGE_HAS" SKIP="$SKIP" NOT_CARRIED="$NOT_CARRIED" "$VENV_PY" - >"$OUT/requirements.txt" <<'EOF'
 import os, re
 from importlib import metadata
 
@@ -64,7 +70,8 @@ while todo:
         except metadata.PackageNotFoundError:
             continue  # an environment marker excluded it here (another Python or OS)
         todo.append(dep)
-for name in sorted(wanted):
+carry = set(wanted) - {norm(n) for n in os.environ["NOT_CARRIED"].split()}
+for name in sorted(carry):
     print(f"{name}=={wanted[name]}")
 EOF
 echo "$(wc -l <"$OUT/requirements.txt") distributions to carry:" $(cut -d= -f1 "$OUT/requirements.txt")
@@ -80,6 +87,9 @@ while read -r req; do
       --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
       --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
       --platform manylinux1_x86_64 -d "$OUT" "$req"
+    # one abi3 wheel serves every later Python
+    name=${req%%=*}
+    ls "$OUT" | grep -qi "^${name//-/_}-.*-abi3-" && break
   done
 done <"$OUT/requirements.txt"
 echo "$(ls "$OUT"/*.whl | wc -l) wheels, $(du -sh "$OUT" | cut -f1) in $OUT"

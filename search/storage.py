@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,19 +58,35 @@ def open_storage(
         # Several local workers share this file: a writer waits for the lock (SQLite's own
         # busy timeout) instead of failing with "database is locked" after Python's default 5 s.
         engine_kwargs["connect_args"] = {"timeout": 60}
-    try:
-        return RDBStorage(
-            sqlalchemy_url(url),
-            heartbeat_interval=heartbeat.interval,
-            grace_period=heartbeat.grace,
-            heartbeat_stale_trial_callback=_StaleTrials(on_stale),
-            engine_kwargs=engine_kwargs,
-        )
-    except Exception as exc:  # SQLAlchemy raises many types; all mean "cannot open this storage"
-        raise TrackingError(f"cannot open storage {mask_url(url)}: {_first_line(exc)}") from None
+    for attempt in range(SCHEMA_RACE_RETRIES + 1):
+        try:
+            return RDBStorage(
+                sqlalchemy_url(url),
+                heartbeat_interval=heartbeat.interval,
+                grace_period=heartbeat.grace,
+                heartbeat_stale_trial_callback=_StaleTrials(on_stale),
+                engine_kwargs=engine_kwargs,
+            )
+        except Exception as exc:  # SQLAlchemy raises many types: "cannot open this storage"
+            if attempt < SCHEMA_RACE_RETRIES and _lost_schema_race(exc):
+                # workers started at the same moment on an empty database all create Optuna's
+                # tables; the losers fail on a unique constraint, and find the tables next time
+                time.sleep(0.5 + random.random())
+                continue
+            raise TrackingError(
+                f"cannot open storage {mask_url(url)}: {_first_line(exc)}"
+            ) from None
+    raise AssertionError("unreachable")
 
 
 StaleTrialCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
+SCHEMA_RACE_RETRIES = 5
+
+
+def _lost_schema_race(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(sign in text for sign in ("already exists", "duplicate key", "uniqueviolation",
+                                         "integrityerror"))
 
 
 @dataclass(frozen=True)

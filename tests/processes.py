@@ -40,15 +40,18 @@ def listening(port: int) -> bool:
 class Fitscope:
     """`fitscope ARGS...` as a subprocess in `cwd`, output kept in files (no pipe can fill up)."""
 
-    def __init__(self, argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, argv: list[str], cwd: Path, env: dict[str, str] | None = None,
+                 new_session: bool = False) -> None:
         self.cwd = cwd
         self.out_path = cwd / f"fitscope-{time.monotonic_ns()}.out"
         self.err_path = self.out_path.with_suffix(".err")
         self._out: IO[str] = self.out_path.open("w")
         self._err: IO[str] = self.err_path.open("w")
         environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+        # new_session: its own process group, for commands that start children (`fitscope ui`)
         self.proc = subprocess.Popen([str(FITSCOPE), *argv], cwd=cwd, env=environment,
-                                     stdout=self._out, stderr=self._err)
+                                     stdout=self._out, stderr=self._err,
+                                     start_new_session=new_session)
 
     def wait(self, limit: float = HANG_GUARD_S) -> int:
         try:
@@ -63,8 +66,9 @@ class Fitscope:
         return code
 
     def output(self) -> str:
-        self._out.flush()
-        self._err.flush()
+        for stream in (self._out, self._err):
+            if not stream.closed:
+                stream.flush()
         return (f"--- stdout\n{self.out_path.read_text()}\n"
                 f"--- stderr\n{self.err_path.read_text()}")
 
@@ -79,6 +83,11 @@ class Fitscope:
     def interrupt(self) -> None:
         """Ctrl-C, as a terminal sends it (SIGINT to the process)."""
         self.proc.send_signal(signal.SIGINT)
+
+    def terminate_group(self) -> None:
+        """SIGTERM to the process and its children (only with `new_session=True`)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
 
     def alive(self) -> bool:
         return self.proc.poll() is None

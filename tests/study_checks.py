@@ -20,19 +20,27 @@ from optuna.trial import TrialState
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
-def fitscope(args: list[str], cwd: Path, **popen: Any) -> subprocess.Popen[str]:
-    """Start `python -m fitscope ARGS` as a process of its own (output captured as text)."""
+def fitscope(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+    """Start `python -m fitscope ARGS` as a process of its own; its output goes to a file in
+    `cwd` (a pipe nobody reads while the test waits could fill up and stall it)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "fitscope", *args], cwd=cwd, env={**env, **popen.pop("env", {})},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen,
-    )
+    log = cwd / f"fitscope-{time.monotonic_ns()}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "fitscope", *args], cwd=cwd, env=env,
+                                stdout=out, stderr=subprocess.STDOUT, text=True)
+    proc.log_path = log  # type: ignore[attr-defined]
+    return proc
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 900) -> tuple[int, str]:
-    """Wait for a process; return (exit code, its output)."""
-    out, _ = proc.communicate(timeout=timeout)
-    return proc.returncode, out
+    """Wait for a process (the limit only turns a hang into a failure); return (exit code,
+    its output)."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    return proc.returncode, proc.log_path.read_text()  # type: ignore[attr-defined]
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 600, every: float = 0.2) -> Any:

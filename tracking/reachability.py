@@ -26,12 +26,16 @@ HTTP_LIMITS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",  # waits 0 s, then 2 s (+ up to 1 s of jitter)
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",  # one request; the largest upload is a small model
 }
+# MLflow prints "View run ... at: <tracking URI>/#/..." for every run it closes over HTTP: with
+# credentials in the URI that prints the password, and the console has its own line per trial.
+QUIET = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 PROBE_TIMEOUT_S = 5.0  # a server on the same network answers /health in milliseconds
 
 
-def limit_http_retries() -> None:
-    """Bound how long one MLflow HTTP call may retry (the user's own settings win)."""
-    for name, value in HTTP_LIMITS.items():
+def http_client_defaults() -> None:
+    """Bound how long one MLflow HTTP call may retry, and keep URLs off stdout (the user's own
+    settings win)."""
+    for name, value in {**HTTP_LIMITS, **QUIET}.items():
         os.environ.setdefault(name, value)
 
 

@@ -77,7 +77,6 @@ class LocalMlflowServer:
         self._log = log
         command = [
             sys.executable, "-m", "mlflow", "server",
-            "--backend-store-uri", self.backend_uri,
             "--default-artifact-root", self.artifact_root.as_uri(),
             "--no-serve-artifacts",
             "--host", "127.0.0.1",
@@ -88,7 +87,12 @@ class LocalMlflowServer:
         ]
         # MLflow 3's server also starts a job runner and seven huey consumers (GenAI jobs):
         # eight processes importing MLflow that fitscope never uses, on the workers' cores
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        env = {
+            **os.environ,
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            # in the environment, not on the command line, where `ps` would show its password
+            "MLFLOW_BACKEND_STORE_URI": self.backend_uri,
+        }
         self.proc = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, env=env,
             # own session: a Ctrl-C typed in the terminal must not kill it before the study

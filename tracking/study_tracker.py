@@ -71,9 +71,9 @@ class MlflowStudyTracker:
         """
         from mlflow.tracking import MlflowClient
 
-        from tracking.reachability import limit_http_retries
+        from tracking.reachability import http_client_defaults
 
-        limit_http_retries()  # a dead server must cost seconds per call, not minutes
+        http_client_defaults()  # a dead server must cost seconds per call, not minutes
         self.tracking_uri = tracking_uri
         self.spec = spec
         self.settings = settings
@@ -300,7 +300,12 @@ class MlflowStudyTracker:
     def _experiment_id(self, name: str) -> str:
         experiment = self.client.get_experiment_by_name(name)
         if experiment is None:
-            return str(self.client.create_experiment(name))
+            try:
+                return str(self.client.create_experiment(name))
+            except Exception:  # a worker started at the same moment created it first
+                experiment = self.client.get_experiment_by_name(name)
+                if experiment is None:
+                    raise
         if experiment.lifecycle_stage == "deleted":
             raise TrackingError(
                 f"MLflow experiment {name!r} is deleted; restore it (`mlflow experiments restore`)"

@@ -392,6 +392,16 @@ def test_runs_dir_below_a_file(
                           "not writable")
 
 
+def test_unwritable_reports_dir(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FITSCOPE_REPORTS_DIR", "/proc/fitscope-reports")
+    code, _, err = fitscope(capsys, "search", "iris")
+    assert_one_line_error(code, err, "reports dir (FITSCOPE_REPORTS_DIR) /proc/fitscope-reports",
+                          "not writable")
+    assert nothing_trained(workdir)
+
+
 @pytest.mark.parametrize(
     ("storage", "fragments"),
     [

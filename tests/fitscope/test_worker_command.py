@@ -27,6 +27,7 @@ def mlflow_server(postgres: Cluster, tmp_path_factory: pytest.TempPathFactory) -
         yield server.uri
 
 
+@pytest.mark.slow  # several processes and an MLflow server: minutes on 2 cores
 def test_two_separately_started_workers_share_one_study(
     workdir: Path, postgres: Cluster, mlflow_server: str
 ) -> None:
@@ -57,6 +58,7 @@ def test_two_separately_started_workers_share_one_study(
     assert "fitscope:***@127.0.0.1" in parent.data.tags["fitscope.storage"]
 
 
+@pytest.mark.slow  # several processes and an MLflow server: minutes on 2 cores
 def test_a_dead_machine_s_trial_is_failed_and_retried_by_another_worker(
     workdir: Path, postgres: Cluster, mlflow_server: str
 ) -> None:
@@ -69,7 +71,7 @@ def test_a_dead_machine_s_trial_is_failed_and_retried_by_another_worker(
     first = fitscope([*command, "--trials", "2"], cwd=workdir)
     study = wait_for("the study", lambda: _try_load(storage, "stale"))
     dead = kill_mid_trial(study)  # the "machine" dies in the middle of a trial
-    first.communicate(timeout=60)
+    finish(first, timeout=60)
     time.sleep(5)  # let its last heartbeat age past the grace period
 
     rc, out = finish(fitscope([*command, "--trials", "1"], cwd=workdir))

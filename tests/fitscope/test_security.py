@@ -1,0 +1,135 @@
+"""Safe defaults: passwords never printed or recorded, MLflow's UI on 127.0.0.1 unless asked.
+
+(Safe YAML, experiment names and https-only downloads: tests/fitscope/test_bad_input.py and
+tests/experiments/.)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+import fitscope.commands.ui as ui_command
+from fitscope.cli import main
+from fitscope.masking import mask_text, mask_url
+from tests.conftest import write_spec
+from tests.processes import Fitscope, MlflowServer, free_port, wait_until
+
+SECRET = "s3cret-Pa55"
+
+
+def test_mask_url_and_mask_text() -> None:
+    masked = "postgresql://ann:***@db:5432/optuna"
+    assert mask_url(f"postgresql://ann:{SECRET}@db:5432/optuna") == masked
+    assert mask_url("sqlite:///optuna.db") == "sqlite:///optuna.db"
+    line = f"fitscope search iris --storage postgresql+psycopg://ann:{SECRET}@db/o --seed 1"
+    assert mask_text(line) == line.replace(SECRET, "***")
+    assert mask_text("see http://host:5000/runs/a@b") == "see http://host:5000/runs/a@b"
+
+
+def test_storage_password_is_masked_in_output_and_errors(
+    workdir: Path, tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"postgresql://ann:{SECRET}@127.0.0.1:{free_port()}/optuna"  # nothing listens there
+    code = main(["search", "iris", "--storage", url, "--tracking-uri", tracking_uri])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert SECRET not in out + err
+    assert "optuna storage postgresql://ann:***@127.0.0.1" in out
+    assert err.startswith("fitscope: error: cannot open storage postgresql://ann:***@127.0.0.1")
+
+
+@pytest.mark.slow  # a real MLflow server and a one-trial study
+def test_tracking_password_is_never_printed_or_recorded(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = MlflowServer(workdir)
+    server.start()
+    try:
+        # credentials in the URL: MLflow's client sends them as HTTP basic auth
+        uri = server.uri.replace("http://", f"http://ann:{SECRET}@")
+        spec = write_spec(workdir, "xor", train__max_epochs=2, train__patience=2)
+        argv = ["search", str(spec), "--trials", "1", "--tracking-uri", uri]
+        monkeypatch.setattr(sys, "argv", ["fitscope", *argv])  # recorded as the command tag
+        assert main(argv) == 0
+        out, err = capsys.readouterr()
+        client = MlflowClient(tracking_uri=server.uri)
+        experiment = client.get_experiment_by_name("xor")
+        assert experiment is not None
+        runs = client.search_runs([experiment.experiment_id])
+    finally:
+        server.stop()
+    assert SECRET not in out + err
+    assert "mlflow tracking http://ann:***@127.0.0.1" in out
+    assert len(runs) == 2  # the parent and the trial's run
+    for run in runs:
+        recorded = {**run.data.params, **run.data.tags}
+        leaks = {k: v for k, v in recorded.items() if SECRET in v}
+        assert leaks == {}, leaks
+    parent = next(r for r in runs if r.data.tags.get("fitscope.role") == "study")
+    assert "--tracking-uri http://ann:***@127.0.0.1" in parent.data.tags["command"]
+
+
+# --- fitscope ui -------------------------------------------------------------------------------
+
+
+def listen_addresses(port: int) -> set[str]:
+    """Local addresses with a TCP socket listening on `port` (Linux /proc/net/tcp{,6})."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(table):
+            continue
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+@pytest.mark.slow  # starts MLflow's server (several seconds)
+def test_ui_binds_to_loopback_by_default(workdir: Path, tracking_uri: str) -> None:
+    port = free_port()
+    ui = Fitscope(["ui", "--port", str(port), "--tracking-uri", tracking_uri], cwd=workdir,
+                  new_session=True)
+    try:
+        wait_until(lambda: listen_addresses(port), "MLflow's UI to listen", ui, every=0.25)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
+            assert response.status == 200
+        assert listen_addresses(port) == {"0100007F"}  # 127.0.0.1, and nothing else
+    finally:
+        ui.terminate_group()  # fitscope became `mlflow server` (exec), which has workers
+        ui.wait(limit=60)
+    assert "fitscope: warning" not in ui.stderr
+    assert f"MLflow UI on http://127.0.0.1:{port}" in ui.stdout
+
+
+def test_ui_elsewhere_needs_the_flag_and_warns(
+    workdir: Path, tracking_uri: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started: list[list[str]] = []
+    # exec would replace the test process: record the command MLflow would run instead
+    monkeypatch.setattr(ui_command.os, "execv", lambda path, argv: started.append(argv))
+    main(["ui", "--tracking-uri", tracking_uri])
+    out, err = capsys.readouterr()
+    assert started[0][started[0].index("--host") + 1] == "127.0.0.1"
+    assert err == ""
+
+    main(["ui", "--host", "0.0.0.0", "--port", "5055", "--tracking-uri", tracking_uri])
+    out, err = capsys.readouterr()
+    assert started[1][started[1].index("--host") + 1] == "0.0.0.0"
+    assert err.startswith("fitscope: warning: MLflow on 0.0.0.0:5055 can be reached from other")
+    assert "no authentication unless its auth app is enabled" in err
+
+
+def test_ui_refuses_a_tracking_server(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ui", "--tracking-uri", f"http://ann:{SECRET}@127.0.0.1:5000"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fitscope: error: http://ann:***@127.0.0.1:5000 is a tracking server")
+    assert SECRET not in err
