@@ -159,7 +159,10 @@ def launch(
               file=sys.stderr)
         return 130
     if outcome == "failed":
-        raise FitscopeError("the workers exited at start-up; their messages are above")
+        raise FitscopeError(
+            "the workers stopped before the trials were done (they exited at start-up or kept "
+            "dying); their messages are above; the same command resumes"
+        )
     return 0
 
 

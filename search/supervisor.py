@@ -91,7 +91,6 @@ class Supervisor:
         self.signals = 0
         self.stop_deadline: float | None = None
         self.replacements = 0
-        self.startup_failures = 0
         self.failed_trials: list[int] = []  # trials this supervisor marked FAIL
         self.retries: list[int] = []  # numbers of the trials it queued again
 
@@ -99,8 +98,8 @@ class Supervisor:
     def run(self) -> str:
         """Run until the budget is spent and every worker has exited.
 
-        Returns "finished", "interrupted" (Ctrl-C / SIGTERM) or "failed" (the workers could not
-        start, so trials were left undone).
+        Returns "finished", "interrupted" (Ctrl-C / SIGTERM) or "failed" (trials were left
+        undone: the workers could not start, or kept dying).
         """
         restore = self._install_signal_handlers()
         try:
@@ -125,8 +124,8 @@ class Supervisor:
                     self._reap(worker, worker.proc.returncode)
         if self.signals:
             return "interrupted"
-        if self.budget.left > 0 and self.startup_failures and not self._timed_out():
-            return "failed"
+        if self.budget.left > 0 and not self._timed_out():
+            return "failed"  # workers crashed at start-up, or more often than replaced
         return "finished"
 
     # --- workers -----------------------------------------------------------------------
@@ -186,7 +185,6 @@ class Supervisor:
         if expected:
             return
         if worker.grants == 0:
-            self.startup_failures += 1
             self.say(f"worker pid {worker.proc.pid} exited at start-up ({describe_exit(code)}); "
                      "not replaced")
             return
