@@ -72,8 +72,11 @@ report: install ## build reports/<exp>/<study>/report.html (also mid-study): mak
 dashboard: install ## optuna-dashboard on http://127.0.0.1:$(DASH_PORT) over the Optuna storage search writes (every study)
 	$(BIN)/fitscope dashboard --port $(DASH_PORT)
 
+# Many tests wait on subprocesses, servers and PostgreSQL rather than compute: two test processes
+# (files kept together, so module fixtures run once) keep both cores busy. TEST_JOBS=0 runs serially.
+TEST_JOBS ?= 2
 test: install ## the whole test suite (real data from FITSCOPE_DATA_DIR, default ../shared/data)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(if $(filter-out 0,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile)
 
 test-fast: install ## tests not marked slow
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -1,1 +1,1 @@
-"""Benchmarks (`make bench`, `make bench-quick`): figures go to bench/results/ and docs/benchmarks.md."""
+"""Benchmarks (`make bench`, `make bench-quick`): results in bench/results/, docs/benchmarks.md."""

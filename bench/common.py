@@ -56,7 +56,13 @@ def save(results: dict[str, Any], name: str = "") -> Path:
 def append_markdown(title: str, lines: list[str]) -> None:
     DOC.parent.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    head = "" if DOC.exists() else "# Benchmarks\n\nEvery section is one run of one command on one machine.\n"
+    head = (
+        ""
+        if DOC.exists()
+        else "# Benchmarks\n\nEvery section is one run of one command on one machine.\n"
+    )
     with DOC.open("a", encoding="utf-8") as out:
-        out.write(f"{head}\n## {title} — {stamp}, {socket.gethostname()} ({os.cpu_count()} cores)\n\n")
+        out.write(
+            f"{head}\n## {title} — {stamp}, {socket.gethostname()} ({os.cpu_count()} cores)\n\n"
+        )
         out.write("\n".join(lines) + "\n")

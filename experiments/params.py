@@ -9,7 +9,7 @@ learning_rate: {low: 1.0e-4, high: 0.1, log: true}   # Range
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -57,11 +57,11 @@ class Range(BaseModel):
         return (self.low, self.high)
 
 
-Param = Union[Fixed, Choice, Range]
+Param = Fixed | Choice | Range
 
 
 def as_param(raw: Any) -> Any:
-    """Turn the YAML shorthand into the dict form pydantic validates (used as a before-validator)."""
+    """Turn the YAML shorthand into a Fixed, Choice or Range (a pydantic before-validator)."""
     if isinstance(raw, (Fixed, Choice, Range)):
         return raw
     if isinstance(raw, dict):

@@ -89,7 +89,12 @@ def describe_error(exc: ValidationError) -> str:
 
 
 def _is_union_tag(part: Any) -> bool:
-    return isinstance(part, str) and part in ("Fixed", "Choice", "Range", "function-before[as_param(), union[Fixed,Choice,Range]]")
+    return isinstance(part, str) and part in (
+        "Fixed",
+        "Choice",
+        "Range",
+        "function-before[as_param(), union[Fixed,Choice,Range]]",
+    )
 
 
 def _fields_at(model: type[BaseModel], path: list[str]) -> list[str]:

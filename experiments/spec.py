@@ -45,7 +45,9 @@ class DataSpec(_Strict):
     skiprows: int = Field(0, ge=0)  # csv: comment lines before the data
     columns: tuple[str, ...] = ()  # csv without a header row / inline: column names
     rows: tuple[tuple[float, ...], ...] = ()  # inline: the data itself
-    test_size: float = Field(0.2, gt=0, lt=1)  # ignored where the dataset has an official test split
+    test_size: float = Field(
+        0.2, gt=0, lt=1
+    )  # ignored where the dataset has an official test split
     val_size: float = Field(0.2, gt=0, lt=1)  # carved from the training part
     split: Literal["holdout", "none"] = "holdout"  # none: train = val = test (XOR's 4 rows)
     split_seed: int = 42  # the course's random_state; fixed so every trial sees the same split
@@ -80,12 +82,18 @@ class SpaceSpec(_Strict):
 
     @model_validator(mode="after")
     def _domains(self) -> SpaceSpec:
-        _check_numbers("n_layers", self.n_layers, lambda v: v >= 1 and float(v).is_integer(),
-                       "an integer >= 1")
-        _check_numbers("units", self.units, lambda v: v >= 1 and float(v).is_integer(),
-                       "an integer >= 1")
-        _check_numbers("batch_size", self.batch_size, lambda v: v >= 1 and float(v).is_integer(),
-                       "an integer >= 1")
+        _check_numbers(
+            "n_layers", self.n_layers, lambda v: v >= 1 and float(v).is_integer(), "an integer >= 1"
+        )
+        _check_numbers(
+            "units", self.units, lambda v: v >= 1 and float(v).is_integer(), "an integer >= 1"
+        )
+        _check_numbers(
+            "batch_size",
+            self.batch_size,
+            lambda v: v >= 1 and float(v).is_integer(),
+            "an integer >= 1",
+        )
         _check_numbers("learning_rate", self.learning_rate, lambda v: v > 0, "a number > 0")
         _check_numbers("momentum", self.momentum, lambda v: 0 <= v < 1, "a number in [0, 1)")
         _check_numbers("dropout", self.dropout, lambda v: 0 <= v < 1, "a number in [0, 1)")
@@ -126,8 +134,8 @@ class ExperimentSpec(_Strict):
     task: Literal["regression", "binary", "multiclass"]
     data: DataSpec
     space: SpaceSpec = Field(default_factory=SpaceSpec)
-    train: TrainSpec = Field(default_factory=TrainSpec)
-    search: SearchSpec = Field(default_factory=SearchSpec)
+    train: TrainSpec = Field(default_factory=lambda: TrainSpec())
+    search: SearchSpec = Field(default_factory=lambda: SearchSpec())
     # fit-diagnosis threshold overrides, e.g. {gap_ratio: 0.5}: ints stay ints (tail_window: 7)
     diagnosis: dict[str, int | float] = Field(default_factory=dict)
     notes: str = ""  # what the course says about this data set

@@ -53,7 +53,9 @@ class TaskKind:
         labels = self.predict_labels(raw)
         result = {
             "test_accuracy": float(metrics.accuracy_score(y_true, labels)),
-            "test_f1_macro": float(metrics.f1_score(y_true, labels, average="macro", zero_division=0)),
+            "test_f1_macro": float(
+                metrics.f1_score(y_true, labels, average="macro", zero_division=0)
+            ),
             "test_precision_macro": float(
                 metrics.precision_score(y_true, labels, average="macro", zero_division=0)
             ),

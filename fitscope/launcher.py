@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from fitscope import settings as defaults
 from fitscope.errors import FitscopeError
 from fitscope.masking import mask_url
+from fitscope.preflight import check_study_outputs
 
 if TYPE_CHECKING:
     import optuna
@@ -75,7 +76,7 @@ def launch(
     slots = plan_workers(count, gpus, per_gpu)
     devices = f"GPUs {','.join(gpus)}" if gpus else f"CPU, {slots[0].threads} thread(s) each"
     print(f"  {count} worker{'s' if count > 1 else ''} ({devices})", flush=True)
-    _preflight(tracking, settings.runs_dir,
+    check_study_outputs(tracking, settings.runs_dir,
                defaults.reports_dir(spec.name, settings.study_name))
 
     server = None
@@ -170,13 +171,3 @@ def _experiment_arg(experiment: str) -> str:
     """A spec path made absolute (workers may resolve names elsewhere); a name stays a name."""
     path = Path(experiment)
     return str(path.resolve()) if path.is_file() else experiment
-
-
-def _preflight(tracking: str, runs_dir: Path, reports_dir: Path) -> None:
-    """What would otherwise fail after the workers started: one line, before anything runs."""
-    from fitscope.preflight import writable_dir
-    from tracking.reachability import check_tracking_store
-
-    check_tracking_store(tracking)
-    writable_dir(runs_dir, "runs dir (FITSCOPE_RUNS_DIR)")
-    writable_dir(reports_dir, "reports dir (FITSCOPE_REPORTS_DIR)")

@@ -40,3 +40,12 @@ def writable_dir(path: Path, what: str, create: bool = True) -> Path:
         reason = exc.strerror or type(exc).__name__
         raise OutputError(f"{what} {folder} is not writable ({reason})") from None
     return folder
+
+
+def check_study_outputs(tracking: str, runs_dir: Path, reports_dir: Path) -> None:
+    """The tracking store is reachable and the runs and reports folders are writable."""
+    from tracking.reachability import check_tracking_store
+
+    check_tracking_store(tracking)
+    writable_dir(runs_dir, "runs dir (FITSCOPE_RUNS_DIR)")
+    writable_dir(reports_dir, "reports dir (FITSCOPE_REPORTS_DIR)")

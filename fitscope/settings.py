@@ -1,4 +1,4 @@
-"""Where things go by default: embedded stores in the working directory, overridable by env/flags."""
+"""Where things go by default: embedded stores in the working directory; env and flags override."""
 
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ from search.params import TrialParams
 
 if TYPE_CHECKING:
     import optuna
+
     from experiments.spec import SpaceSpec
 
 
@@ -55,6 +56,8 @@ def _suggest(trial: optuna.trial.BaseTrial, name: str, param: Param, integer: bo
     if isinstance(param, Range):
         if integer:
             step = int(param.step) if param.step else 1
-            return trial.suggest_int(name, int(param.low), int(param.high), step=step, log=param.log)
+            return trial.suggest_int(
+                name, int(param.low), int(param.high), step=step, log=param.log
+            )
         return trial.suggest_float(name, param.low, param.high, step=param.step, log=param.log)
     raise TypeError(f"unsupported parameter {param!r} for {name}")

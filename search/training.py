@@ -82,12 +82,20 @@ def fit_candidate(
         shuffle=True,
         verbose=verbose,
         # order matters: the recorder must see the epoch before a pruning callback may raise
-        callbacks=[recorder, keras.callbacks.TerminateOnNaN(), non_finite, early, *(callbacks or [])],
+        callbacks=[
+            recorder,
+            keras.callbacks.TerminateOnNaN(),
+            non_finite,
+            early,
+            *(callbacks or []),
+        ],
     )
     seconds = time.perf_counter() - started
     history = recorder.history
     if non_finite.bad_epoch is not None or _has_non_finite(history.get("loss", [])):
-        epoch = non_finite.bad_epoch if non_finite.bad_epoch is not None else len(history["loss"]) - 1
+        epoch = (
+            non_finite.bad_epoch if non_finite.bad_epoch is not None else len(history["loss"]) - 1
+        )
         metric = non_finite.bad_metric or "loss"
         raise Diverged(f"diverged: {metric} became NaN/inf at epoch {epoch}")
     val = history["val_loss"]
@@ -121,8 +129,12 @@ def _evaluate(model: keras.Model, data: Dataset, task: TaskKind) -> dict[str, An
         classes = list(range(data.n_classes or 2))
         out["confusion"] = confusion_matrix(data.y_test, labels, labels=classes).tolist()
         out["report"] = classification_report(
-            data.y_test, labels, labels=classes, target_names=list(data.class_names or []) or None,
-            digits=4, zero_division=0,
+            data.y_test,
+            labels,
+            labels=classes,
+            target_names=list(data.class_names or []) or None,
+            digits=4,
+            zero_division=0,
         )
     return out
 

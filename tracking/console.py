@@ -60,12 +60,18 @@ class ConsoleReporter:
         diagnosis = diagnose_record(record, self.baseline_loss, self.overrides)
         fit = diagnosis.fit if diagnosis else "-"
         best = _fmt(record.best_val_loss)
-        epoch = f"@ep{record.best_epoch + 1}/{record.epochs_trained}" if record.best_epoch is not None else ""
+        epoch = (
+            f"@ep{record.best_epoch + 1}/{record.epochs_trained}"
+            if record.best_epoch is not None
+            else ""
+        )
         test = record.test.get(self.metric)
         test_text = f"{self.metric} {_fmt(test)}" if test is not None else ""
         params = _short_params(record.params)
         seconds = f"{record.duration_seconds:.0f}s" if record.duration_seconds else ""
-        reason = f"  ({record.fail_reason})" if record.state == "FAIL" and record.fail_reason else ""
+        reason = (
+            f"  ({record.fail_reason})" if record.state == "FAIL" and record.fail_reason else ""
+        )
         return (
             f"#{record.number:>3} {record.state:<8} val_loss {best} {epoch:<9} {test_text:<22} "
             f"{fit:<9} {params}  {seconds}{reason}"
@@ -82,10 +88,13 @@ class ConsoleReporter:
             + ", ".join(f"{n.lower()} {c}" for n, c in counts.items() if c),
         ]
         complete = sorted(
-            (t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value
+            (t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: float(t.value or 0)
         )[:5]
         if complete:
-            lines.append(f"top {len(complete)} by best val_loss (test metrics are reported, never used to choose):")
+            lines.append(
+                f"top {len(complete)} by best val_loss "
+                "(test metrics are reported, never used to choose):"
+            )
             lines.append(f"  {'trial':>5}  {'val_loss':>10}  {self.metric:>16}  params")
             for trial in complete:
                 record = record_from_trial(trial)

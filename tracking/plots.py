@@ -31,10 +31,15 @@ def learning_curves(
         epochs = range(1, len(history[name]) + 1)
         ax.plot(epochs, history[name], label=f"train {name}")
         if f"val_{name}" in history:
-            ax.plot(range(1, len(history[f"val_{name}"]) + 1), history[f"val_{name}"],
-                    label=f"val {name}")
+            ax.plot(
+                range(1, len(history[f"val_{name}"]) + 1),
+                history[f"val_{name}"],
+                label=f"val {name}",
+            )
         if best_epoch is not None:
-            ax.axvline(best_epoch + 1, color="grey", linestyle="--", label=f"best epoch {best_epoch + 1}")
+            ax.axvline(
+                best_epoch + 1, color="grey", linestyle="--", label=f"best epoch {best_epoch + 1}"
+            )
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
         ax.legend()
@@ -65,8 +70,15 @@ def confusion_matrix(
     ax.set_ylabel("true")
     threshold = cm.max() / 2 if cm.size else 0
     for (i, j), count in np.ndenumerate(cm):
-        ax.text(j, i, str(count), ha="center", va="center",
-                color="white" if count > threshold else "black", fontsize=8)
+        ax.text(
+            j,
+            i,
+            str(count),
+            ha="center",
+            va="center",
+            color="white" if count > threshold else "black",
+            fontsize=8,
+        )
     if title:
         ax.set_title(title)
     fig.tight_layout()

@@ -134,7 +134,10 @@ class MlflowStudyTracker:
                 log.warning(
                     "MLflow could not record trial %d (%s); trials keep running and stay in the "
                     "Optuna storage: run `fitscope sync %s --study %s` later",
-                    record.number, _first_line(exc), self.spec.name, study.study_name,
+                    record.number,
+                    _first_line(exc),
+                    self.spec.name,
+                    study.study_name,
                 )
 
     def on_study_end(self, study: optuna.Study, outcome: str) -> None:
@@ -149,8 +152,9 @@ class MlflowStudyTracker:
             self.sync(study, only_worker=None if self.role == "launcher" else _this_worker())
             self._summarise(study)
         except Exception as exc:  # report, then still close the parent below
-            log.warning("MLflow summary of study %s incomplete: %s", study.study_name,
-                        _first_line(exc))
+            log.warning(
+                "MLflow summary of study %s incomplete: %s", study.study_name, _first_line(exc)
+            )
         finally:
             status = PARENT_STATUS.get(outcome, "FAILED")
             try:
@@ -162,7 +166,10 @@ class MlflowStudyTracker:
             except Exception as exc:
                 log.warning(
                     "could not close MLflow run %s (%s): run `fitscope sync %s --study %s` when "
-                    "MLflow is back", self.parent_run_id, _first_line(exc), self.spec.name,
+                    "MLflow is back",
+                    self.parent_run_id,
+                    _first_line(exc),
+                    self.spec.name,
                     study.study_name,
                 )
 
@@ -173,9 +180,7 @@ class MlflowStudyTracker:
 
         try:
             self.sync(study, only_worker=_this_worker())
-            busy = study.get_trials(
-                deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)
-            )
+            busy = study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
             if self.role != "standalone" or outcome != "finished" or busy:
                 return
             self._summarise(study)
@@ -184,8 +189,11 @@ class MlflowStudyTracker:
         except Exception as exc:  # the runs stay in Optuna: `fitscope sync` writes them later
             log.warning(
                 "MLflow could not take this worker's last runs of study %s (%s): run "
-                "`fitscope sync %s --study %s` later", study.study_name, _first_line(exc),
-                self.spec.name, study.study_name,
+                "`fitscope sync %s --study %s` later",
+                study.study_name,
+                _first_line(exc),
+                self.spec.name,
+                study.study_name,
             )
 
     def _open_shared_parent(self, study: optuna.Study) -> str:
@@ -270,8 +278,10 @@ class MlflowStudyTracker:
             if only_worker is not None and record.worker != only_worker:
                 continue
             partial = self.partial.get(trial.number, [])
-            if only_worker is None and not idle and any(
-                now_ms - started < STALE_CHILD_S * 1000 for _, started in partial
+            if (
+                only_worker is None
+                and not idle
+                and any(now_ms - started < STALE_CHILD_S * 1000 for _, started in partial)
             ):
                 continue  # maybe a live worker writing it right now
             for run_id, _ in partial:
@@ -286,8 +296,14 @@ class MlflowStudyTracker:
 
         diagnosis = diagnose_record(record, self.baseline_loss, dict(self.spec.diagnosis))
         return log_trial_run(
-            self.client, self.experiment_id, self.parent_run_id, self.settings.study_name,
-            record, task_kind(self.spec.task).curve_metric, self.class_names, diagnosis,
+            self.client,
+            self.experiment_id,
+            self.parent_run_id,
+            self.settings.study_name,
+            record,
+            task_kind(self.spec.task).curve_metric,
+            self.class_names,
+            diagnosis,
             tags=self._fingerprint(),
         )
 
@@ -349,13 +365,18 @@ class MlflowStudyTracker:
         if run_id:
             try:
                 run = self.client.get_run(run_id)
-                if run.info.experiment_id == self.experiment_id and run.info.lifecycle_stage == "active":
+                if (
+                    run.info.experiment_id == self.experiment_id
+                    and run.info.lifecycle_stage == "active"
+                ):
                     return str(run_id)
             except Exception:  # the id belongs to another tracking store: start a new parent
                 log.info("parent run %s not in this tracking store; creating a new one", run_id)
         runs = self.client.search_runs(
             [self.experiment_id],
-            filter_string=f"tags.`{STUDY_TAG}` = '{study.study_name}' and tags.`{ROLE_TAG}` = 'study'",
+            filter_string=(
+                f"tags.`{STUDY_TAG}` = '{study.study_name}' and tags.`{ROLE_TAG}` = 'study'"
+            ),
             max_results=1,
         )
         return str(runs[0].info.run_id) if runs else None
@@ -399,8 +420,10 @@ class MlflowStudyTracker:
         from optuna.trial import TrialState
 
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        counts = {state.name.lower(): len(study.get_trials(deepcopy=False, states=(state,)))
-                  for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+        counts = {
+            state.name.lower(): len(study.get_trials(deepcopy=False, states=(state,)))
+            for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        }
         for name, count in counts.items():
             self.client.log_metric(self.parent_run_id, f"trials_{name}", count)
         if not complete:
@@ -424,7 +447,9 @@ class MlflowStudyTracker:
         if tags.get("best_model_trial") == str(best.number):
             return
         if not best.model_path or not Path(best.model_path).is_file():
-            log.warning("best trial %d's model file is not on this machine; not logged", best.number)
+            log.warning(
+                "best trial %d's model file is not on this machine; not logged", best.number
+            )
             return
         import keras
         import mlflow
@@ -434,12 +459,19 @@ class MlflowStudyTracker:
         model = keras.saving.load_model(best.model_path)
         versions = package_versions()
         # explicit requirements: MLflow's inference imports the model in a subprocess (~10 s)
-        requirements = [f"{name}=={versions[name]}" for name in ("keras", "tensorflow", "numpy")
-                        if name in versions]
+        requirements = [
+            f"{name}=={versions[name]}"
+            for name in ("keras", "tensorflow", "numpy")
+            if name in versions
+        ]
         mlflow.set_tracking_uri(self.tracking_uri)
         with mlflow.start_run(run_id=self.parent_run_id):
-            mlflow.keras.log_model(model, name="best_model", pip_requirements=requirements,
-                                   signature=_model_signature_for(model))
+            mlflow.keras.log_model(
+                model,
+                name="best_model",
+                pip_requirements=requirements,
+                signature=_model_signature_for(model),
+            )
         self.client.set_tag(self.parent_run_id, "best_model_trial", str(best.number))
         keras.backend.clear_session()
 

@@ -116,7 +116,9 @@ def _is_nan(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
-def _log_in_batches(client: MlflowClient, run_id: str, metrics: list[Any], params: list[Any]) -> None:
+def _log_in_batches(
+    client: MlflowClient, run_id: str, metrics: list[Any], params: list[Any]
+) -> None:
     # MLflow's log_batch accepts at most 1000 metrics and 100 params per call
     for start in range(0, len(params), 100):
         client.log_batch(run_id, params=params[start : start + 100])
@@ -136,7 +138,11 @@ def _log_artifacts(
         title = f"trial {record.number} ({record.state.lower()})"
         if record.history.get("loss"):
             plots.learning_curves(
-                record.history, task_metric, record.best_epoch, folder / "learning_curves.png", title
+                record.history,
+                task_metric,
+                record.best_epoch,
+                folder / "learning_curves.png",
+                title,
             )
         if record.model_summary:
             (folder / "model_summary.txt").write_text(record.model_summary, encoding="utf-8")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from fitscope import settings as defaults
 from fitscope.commands.args import integer, positive_float
+from fitscope.preflight import check_study_outputs
 
 if TYPE_CHECKING:
     import optuna
@@ -73,7 +74,7 @@ def compare(args: argparse.Namespace) -> int:
     budget = float(args.budget or spec.search.timeout or DEFAULT_BUDGET)
     from experiments.data import load_dataset
     from experiments.tasks import task_kind
-    from fitscope.commands.search import _command_line, _preflight, _quiet_libraries
+    from fitscope.commands.search import _command_line, _quiet_libraries
     from search.kerastuner_engine import require_kerastuner
     from search.study import default_study_name
     from tracking.comparison import ComparisonRun
@@ -90,7 +91,9 @@ def compare(args: argparse.Namespace) -> int:
                f"kerastuner ({args.tuner})"]
     print(f"fitscope compare {spec.name}: optuna ({spec.search.sampler}, {spec.search.pruner} "
           f"pruner) then kerastuner ({args.tuner}), {budget:g}s each, seed {spec.search.seed}")
-    _preflight(tracking, defaults.runs_dir(spec.name, base))
+    check_study_outputs(
+        tracking, defaults.runs_dir(spec.name, base), defaults.experiment_reports_dir(spec.name)
+    )
     data = load_dataset(spec, args.data_dir)
     print(f"  data: {data.split_note}; {data.n_features} features")
     shared = _Run(spec, data, budget, tracking, defaults.storage_url(args.storage, tracking),

@@ -7,12 +7,12 @@ import logging
 import shlex
 import signal
 import sys
-from pathlib import Path
 
 from fitscope import settings as defaults
 from fitscope.commands.args import add_store_options, integer, positive_float, positive_int
 from fitscope.errors import FitscopeError
 from fitscope.masking import mask_text, mask_url
+from fitscope.preflight import check_study_outputs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -93,7 +93,7 @@ def search(args: argparse.Namespace) -> int:
         from fitscope.launcher import launch
 
         return launch(args, spec, settings, tracking)
-    _preflight(tracking, settings.runs_dir, defaults.reports_dir(spec.name, study_name))
+    check_study_outputs(tracking, settings.runs_dir, defaults.reports_dir(spec.name, study_name))
     study = open_record_study(spec, settings, tuner) if tuner else open_study(spec, settings)
     data = load_dataset(spec, args.data_dir)
     print(f"  data: {data.split_note}; {data.n_features} features")
@@ -153,16 +153,6 @@ def _quiet_libraries(verbose: bool) -> None:
     # Optuna logs each failed trial with a traceback; our console prints one line with the reason.
     optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.ERROR)
     logging.getLogger("mlflow").setLevel(logging.WARNING if verbose else logging.ERROR)
-
-
-def _preflight(tracking: str, runs_dir: Path, reports_dir: Path) -> None:
-    """Everything that would otherwise fail after data loading, the first trial or the last."""
-    from fitscope.preflight import writable_dir
-    from tracking.reachability import check_tracking_store
-
-    check_tracking_store(tracking)
-    writable_dir(runs_dir, "runs dir (FITSCOPE_RUNS_DIR)")
-    writable_dir(reports_dir, "reports dir (FITSCOPE_REPORTS_DIR)")
 
 
 def _command_line() -> str:

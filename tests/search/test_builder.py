@@ -29,11 +29,16 @@ def test_dropout_adds_layers_but_no_parameters() -> None:
 
 @pytest.mark.parametrize(
     ("task", "classes", "units", "activation"),
-    [("binary", 2, 1, "sigmoid"), ("multiclass", 10, 10, "softmax"),
-     ("regression", None, 1, "linear")],
+    [
+        ("binary", 2, 1, "sigmoid"),
+        ("multiclass", 10, 10, "softmax"),
+        ("regression", None, 1, "linear"),
+    ],
 )
 def test_heads_match_the_task(task: str, classes: int | None, units: int, activation: str) -> None:
-    model = build_model(TrialParams(1, (4,), "tanh", "sgd", 0.1, 4, 0.0), 3, task_kind(task), classes)
+    model = build_model(
+        TrialParams(1, (4,), "tanh", "sgd", 0.1, 4, 0.0), 3, task_kind(task), classes
+    )
     head = model.layers[-1]
     assert head.units == units
     assert head.activation.__name__ == activation
@@ -41,12 +46,20 @@ def test_heads_match_the_task(task: str, classes: int | None, units: int, activa
 
 @pytest.mark.parametrize(
     ("name", "cls"),
-    [("sgd", "SGD"), ("momentum", "SGD"), ("rmsprop", "RMSprop"), ("adam", "Adam"),
-     ("adagrad", "Adagrad")],
+    [
+        ("sgd", "SGD"),
+        ("momentum", "SGD"),
+        ("rmsprop", "RMSprop"),
+        ("adam", "Adam"),
+        ("adagrad", "Adagrad"),
+    ],
 )
 def test_optimizers_get_the_sampled_learning_rate(name: str, cls: str) -> None:
-    optimizer = make_optimizer(TrialParams(1, (4,), "relu", name, 0.0123, 8, 0.0, 
-                                           momentum=0.7 if name == "momentum" else None))
+    optimizer = make_optimizer(
+        TrialParams(
+            1, (4,), "relu", name, 0.0123, 8, 0.0, momentum=0.7 if name == "momentum" else None
+        )
+    )
     assert type(optimizer).__name__ == cls
     assert float(np.asarray(optimizer.learning_rate)) == pytest.approx(0.0123)
     if name == "momentum":
