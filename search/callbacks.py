@@ -8,6 +8,8 @@ from typing import Any
 
 import keras
 
+from search.interrupts import raise_if_interrupted
+
 EpochListener = Callable[[int, dict[str, list[float]]], None]
 
 
@@ -30,6 +32,7 @@ class EpochRecorder(keras.callbacks.Callback):
             self.history.setdefault(name, []).append(float(value))
         if self._listener is not None:
             self._listener(epoch, self.history)
+        raise_if_interrupted()  # a Ctrl-C swallowed inside a library call still stops training
 
 
 class StopOnNonFinite(keras.callbacks.Callback):

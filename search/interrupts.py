@@ -13,6 +13,7 @@ import signal
 import threading
 from types import FrameType, TracebackType
 
+ACTIVE: InterruptGuard | None = None  # the guard of the study running in this process
 HELD_NOTE = b"\nfitscope: closing the study's runs; Ctrl-C is held until that is done\n"
 
 
@@ -36,9 +37,12 @@ class InterruptGuard:
         self.interrupted = False
         self._holding = False
         self._previous: object = None
+        self._cleaning_up = False
         self._installed = False
 
     def __enter__(self) -> InterruptGuard:
+        global ACTIVE
+        ACTIVE = self
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._on_sigint)
             self._installed = True
@@ -47,6 +51,17 @@ class InterruptGuard:
     def hold(self) -> None:
         """From now on Ctrl-C is noted, not raised."""
         self._holding = True
+        self._cleaning_up = True
+
+    def raise_if_interrupted(self) -> None:
+        """Raise again if a Ctrl-C arrived before the clean-up began.
+
+        The first Ctrl-C raises wherever Python happens to be; a library that swallows it there
+        (a storage call retrying, say) would otherwise let the study run on with every further
+        Ctrl-C held. Training checks this after every epoch and before every trial.
+        """
+        if self.interrupted and not self._cleaning_up:
+            raise KeyboardInterrupt
 
     def __exit__(
         self,
@@ -54,6 +69,8 @@ class InterruptGuard:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        global ACTIVE
+        ACTIVE = None
         if self._installed:
             signal.signal(signal.SIGINT, self._previous)  # type: ignore[arg-type]
             self._installed = False
@@ -66,3 +83,9 @@ class InterruptGuard:
             raise KeyboardInterrupt
         # os.write, not print: a handler that runs while print() holds stdout's lock would raise
         os.write(2, HELD_NOTE)
+
+
+def raise_if_interrupted() -> None:
+    """`InterruptGuard.raise_if_interrupted` of the running study, if there is one."""
+    if ACTIVE is not None:
+        ACTIVE.raise_if_interrupted()

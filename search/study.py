@@ -129,8 +129,10 @@ class Objective:
         import keras
 
         from experiments.tasks import task_kind
+        from search.interrupts import raise_if_interrupted
         from search.training import Diverged, fit_candidate
 
+        raise_if_interrupted()  # never start a trial after a Ctrl-C, even a swallowed one
         # first, so a supervisor can tell whose trial this is if the process dies right away
         trial.set_user_attr("worker", worker_id())
         params = sample_params(trial, self.spec.space)
