@@ -65,6 +65,11 @@ def as_param(raw: Any) -> Any:
     if isinstance(raw, (Fixed, Choice, Range)):
         return raw
     if isinstance(raw, dict):
+        # the dumped forms too, so a resolved spec (spec.json, `fitscope show`) loads back
+        if set(raw) == {"value"}:
+            return Fixed(**raw)
+        if set(raw) == {"choices"}:
+            return Choice(choices=tuple(raw["choices"]))
         if "low" in raw or "high" in raw:
             return Range(**raw)
         raise ValueError("a range needs the keys low and high (and optionally log, step)")

@@ -107,3 +107,10 @@ def test_fingerprint_ignores_budget_but_not_space() -> None:
     assert spec.with_search(seed=7).fingerprint() != spec.fingerprint()
     other = parse_spec(spec_with(space__units=[4, 8]))
     assert other.fingerprint() != spec.fingerprint()
+
+
+def test_every_resolved_spec_loads_back_from_its_dump() -> None:
+    # spec.json on the parent run and `fitscope show` hold the dumped form (Fixed -> {value})
+    for name in dict(list_experiments()):
+        spec = load_spec(name)
+        assert parse_spec(spec.model_dump(mode="json")) == spec
