@@ -1,4 +1,8 @@
-"""`load_dataset`: the one entry point, loading each data set once per process."""
+"""`load_dataset`: the one entry point, loading each data set once per process.
+
+Lookup order: this process's cache, then the disk cache of preprocessed arrays
+(experiments/data/array_cache.py, shared by workers and reruns), then a build from the files.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.data import array_cache
 from experiments.data.dataset import Dataset
 from experiments.data.locations import data_dir_from
 from experiments.spec import ExperimentSpec
@@ -18,6 +23,9 @@ _CACHE: dict[tuple[str, str, str | None], Dataset] = {}
 
 def load_dataset(spec: ExperimentSpec, data_dir: str | Path | None = None) -> Dataset:
     """Load, split and preprocess the spec's data once per process; later calls get the same object.
+
+    A new process first tries the disk cache, keyed on the spec, the code and the identity of
+    the source files (FITSCOPE_ARRAY_CACHE=0 turns it off); its arrays are read-only memory maps.
 
     Args:
         spec: The experiment; `spec.task` and `spec.data` define the data.
@@ -42,8 +50,15 @@ def load_dataset(spec: ExperimentSpec, data_dir: str | Path | None = None) -> Da
     cached = _CACHE.get(key)
     if cached is not None:
         return cached
-    dataset = _build(spec, resolved)
-    _check(dataset, spec)
+    disk_key = array_cache.cache_key(spec, resolved)
+    dataset = None if disk_key is None else array_cache.load(disk_key, spec.task)
+    if dataset is None:
+        dataset = _build(spec, resolved)
+        _check(dataset, spec)
+        # stat'ed again: a file replaced while it was being read must not be stored under the
+        # identity it had before
+        if disk_key is not None and array_cache.cache_key(spec, resolved) == disk_key:
+            array_cache.store(disk_key, dataset)
     for array in dataset.arrays():
         array.setflags(write=False)  # a trial that scales in place would corrupt later trials
     _CACHE[key] = dataset

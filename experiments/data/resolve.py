@@ -56,7 +56,7 @@ def resolve_csv(spec_path: str, data_dir: Path | None, expected: str | None) -> 
     """`data.path` of a csv spec: an https URL, a bare file name, or a path (relative to cwd)."""
     if "://" in spec_path:
         return _resolve_url(spec_path, data_dir, expected)
-    if _is_bare_name(spec_path):
+    if is_bare_name(spec_path):
         return resolve_named(spec_path, data_dir, expected)
     path = Path(spec_path).expanduser()
     if not path.is_file():
@@ -82,7 +82,7 @@ def _resolve_url(url: str, data_dir: Path | None, expected: str | None) -> tuple
     return target, payload
 
 
-def _is_bare_name(text: str) -> bool:
+def is_bare_name(text: str) -> bool:
     return Path(text).name == text and not text.startswith("~") and text not in (".", "..")
 
 
