@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tracking.judged import NO_FIT, JudgedTrial
-from tracking.plots import _pyplot
+from tracking.plots import new_figure
 
 # One colour per class, fixed so that every report reads the same (matplotlib's tab10 hues).
 COLOURS = {
@@ -42,8 +42,8 @@ def curves_overlay(
         >>> curves_overlay(judged_trials(optuna.create_study()), None, out).is_file()
         True
     """
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig = new_figure((9, 5))
+    ax = fig.subplots()
     counts = Counter(t.fit for t in trials if _finite_prefix(t))
     labelled: set[str] = set()
     values: list[float] = []
@@ -84,7 +84,6 @@ def curves_overlay(
     ax.set_title(title or "val_loss of every trial, coloured by fit diagnosis")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path
 
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
-def _pyplot():  # type: ignore[no-untyped-def]
-    import matplotlib
+def new_figure(figsize: tuple[float, float]) -> Any:
+    """A figure that belongs to no pyplot state: files only, no display, and safe to draw in
+    the tracker's writer thread while the main thread trains (pyplot's global figure registry
+    is not thread-safe)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")  # files only: works on headless machines and in workers
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(figsize=figsize)
 
 
 def learning_curves(
@@ -23,9 +24,9 @@ def learning_curves(
     title: str = "",
 ) -> Path:
     """Loss and the task metric, train vs val, per epoch, with the restored best epoch marked."""
-    plt = _pyplot()
     panels = [name for name in ("loss", metric) if name in history]
-    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(5.5 * max(1, len(panels)), 4))
+    fig = new_figure((5.5 * max(1, len(panels)), 4))
+    axes = fig.subplots(1, max(1, len(panels)))
     axes = list(axes) if len(panels) > 1 else [axes]
     for ax, name in zip(axes, panels, strict=False):
         epochs = range(1, len(history[name]) + 1)
@@ -48,7 +49,6 @@ def learning_curves(
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path
 
 
@@ -58,11 +58,11 @@ def confusion_matrix(
     """A confusion matrix with counts in the cells (rows: true class, columns: predicted)."""
     import numpy as np
 
-    plt = _pyplot()
     cm = np.asarray(matrix)
     names = list(class_names) if class_names else [str(i) for i in range(len(cm))]
     size = max(4.0, 0.6 * len(names) + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig = new_figure((size, size))
+    ax = fig.subplots()
     ax.imshow(cm, cmap="Blues")
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
     ax.set_yticks(range(len(names)), names)
@@ -83,5 +83,4 @@ def confusion_matrix(
         ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
     return path

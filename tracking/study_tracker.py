@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from fitscope.errors import TrackingError
 from fitscope.masking import mask_text, mask_url
 from search.record import TrialRecord, record_from_trial
+from tracking.background import BackgroundWriter
 from tracking.trial_run import ROLE_TAG, STUDY_TAG, diagnose_record, log_trial_run
 
 if TYPE_CHECKING:
@@ -58,6 +60,7 @@ class MlflowStudyTracker:
         log_best_model: bool = True,
         data_sha256: str | None = None,
         role: str = "study",
+        background: bool = True,
     ) -> None:
         """`role` says which process this is, which decides who owns the parent run:
 
@@ -68,6 +71,9 @@ class MlflowStudyTracker:
         - "standalone": one of many independent workers (`fitscope worker`, many machines);
           writes its own trials' runs, and the last one to finish, when no trial of the study
           is running or waiting, summarises and closes the parent.
+
+        `background` writes each trial's child run on a writer thread while the next trial
+        trains (the study's end waits for it); False writes it before the next trial starts.
         """
         from mlflow.tracking import MlflowClient
 
@@ -93,13 +99,14 @@ class MlflowStudyTracker:
         if role not in ROLES:
             raise ValueError(f"role {role!r}: expected one of {', '.join(ROLES)}")
         self.role = role
+        self.writer = BackgroundWriter() if background else None
 
     # --- observer protocol -------------------------------------------------------------
     def on_study_start(self, study: optuna.Study, spec: ExperimentSpec) -> None:
         if self.data_sha256 and study.user_attrs.get(DATA_ATTR) != self.data_sha256:
             study.set_user_attr(DATA_ATTR, self.data_sha256)
         self.data_sha256 = self.data_sha256 or study.user_attrs.get(DATA_ATTR)
-        try:
+        with _tracking_errors(self.tracking_uri, "is not usable"):
             self.experiment_id = self._experiment_id(spec.name)
             if self.role == "worker":  # the launcher opened it; only find it
                 self.parent_run_id = self._find_parent(study) or self._open_parent(study)
@@ -108,13 +115,6 @@ class MlflowStudyTracker:
             else:
                 self.parent_run_id = self._open_parent(study)
             self.logged = self._logged_trials()
-        except TrackingError:
-            raise
-        except Exception as exc:  # MLflow raises MlflowException, requests errors, OSError...
-            raise TrackingError(
-                f"MLflow tracking store {mask_url(self.tracking_uri)} is not usable: "
-                f"{_first_line(exc)}"
-            ) from None
         if self.baseline_loss is not None and "baseline_loss" not in study.user_attrs:
             study.set_user_attr("baseline_loss", self.baseline_loss)
         if self.class_names and CLASS_NAMES_ATTR not in study.user_attrs:
@@ -125,6 +125,12 @@ class MlflowStudyTracker:
     def on_trial_end(self, study: optuna.Study, record: TrialRecord) -> None:
         if record.number in self.logged:
             return
+        if self.writer is None:
+            self._write_trial(record)
+        else:
+            self.writer.submit(lambda: self._write_trial(record))
+
+    def _write_trial(self, record: TrialRecord) -> None:
         try:
             self.logged[record.number] = self._log_trial(record)
         except Exception as exc:  # tracking must never stop the search: the record stays in Optuna
@@ -137,10 +143,12 @@ class MlflowStudyTracker:
                     record.number,
                     _first_line(exc),
                     self.spec.name,
-                    study.study_name,
+                    self.settings.study_name,
                 )
 
     def on_study_end(self, study: optuna.Study, outcome: str) -> None:
+        if self.writer is not None:
+            self.writer.drain()  # every trial's run is written (or known unsynced) from here on
         if not self.parent_run_id:
             return
         if self.role in ("worker", "standalone"):
@@ -226,7 +234,8 @@ class MlflowStudyTracker:
         Raises:
             TrackingError: MLflow cannot be reached or refuses a write (what was written stays).
         """
-        try:
+        with _tracking_errors(self.tracking_uri, "refused the sync",
+                              "run `fitscope sync` again; what was written stays"):
             self.experiment_id = self._experiment_id(self.spec.name)
             self.parent_run_id = self._find_parent(study) or self._create_parent(study)
             before = self.client.get_run(self.parent_run_id).info.status
@@ -235,13 +244,6 @@ class MlflowStudyTracker:
             closed = self._parent_status_after_sync(study, before)
             if closed or before != "RUNNING":
                 self.client.set_terminated(self.parent_run_id, closed or before)
-        except TrackingError:
-            raise
-        except Exception as exc:  # MLflow raises MlflowException, requests errors, OSError...
-            raise TrackingError(
-                f"MLflow tracking store {mask_url(self.tracking_uri)} refused the sync: "
-                f"{_first_line(exc)} (run `fitscope sync` again; what was written stays)"
-            ) from exc
         return written, closed
 
     def _parent_status_after_sync(self, study: optuna.Study, before: str) -> str | None:
@@ -500,6 +502,21 @@ def _this_worker() -> str:
     from search.study import worker_id
 
     return worker_id()
+
+
+@contextmanager
+def _tracking_errors(tracking_uri: str, failed: str, advice: str = "") -> Iterator[None]:
+    """Whatever MLflow raises (MlflowException, requests errors, OSError...) becomes one
+    TrackingError line naming the store, its password masked."""
+    try:
+        yield
+    except TrackingError:
+        raise
+    except Exception as exc:
+        suffix = f" ({advice})" if advice else ""
+        raise TrackingError(
+            f"MLflow tracking store {mask_url(tracking_uri)} {failed}: {_first_line(exc)}{suffix}"
+        ) from None
 
 
 def _first_line(exc: BaseException) -> str:
