@@ -30,7 +30,7 @@ import optuna
 
 from fitscope.errors import FitscopeError, TrackingError
 from search.storage import open_storage
-from search.study import default_study_name
+from search.study import default_study_name, observed
 
 if TYPE_CHECKING:
     import keras_tuner
@@ -168,7 +168,6 @@ def run_kerastuner(
 
     from experiments.tasks import task_kind
     from search.hypermodel import SpaceHyperModel
-    from search.interrupts import InterruptGuard
     from search.kerastuner_tuner import FitscopeTuner
 
     study = study or open_record_study(spec, settings, tuner)
@@ -181,21 +180,6 @@ def run_kerastuner(
     runner = FitscopeTuner(make_oracle(tuner, spec, settings.seed), hypermodel, spec, data,
                            settings, study, observers, tuner)
     keras.backend.clear_session()  # discovering the space built a few models
-    for observer in observers:
-        observer.on_study_start(study, spec)
-    outcome = "failed"
-    guard = InterruptGuard()  # as in run_study: a second Ctrl-C waits for the runs to close
-    with guard:
-        try:
-            runner.search(verbose=0)  # fitscope's console reports; KerasTuner's display is off
-            outcome = "finished"
-        except KeyboardInterrupt:
-            outcome = "interrupted"
-            raise
-        finally:
-            guard.hold()
-            for observer in observers:
-                observer.on_study_end(study, outcome)
-    if guard.interrupted:
-        raise KeyboardInterrupt
+    with observed(study, spec, observers):
+        runner.search(verbose=0)  # fitscope's console reports; KerasTuner's display is off
     return study

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -284,36 +285,51 @@ def run_study(
     Re-raises KeyboardInterrupt after the interrupted trial is marked FAIL and every observer
     has closed what it opened; a second Ctrl-C while they close is held (see InterruptGuard).
     """
-    from search.interrupts import InterruptGuard
-
     study = study or open_study(spec, settings)
-    for observer in observers:
-        observer.on_study_start(study, spec)
 
     def tell_observers(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         record = record_from_trial(trial)
         for observer in observers:
             observer.on_trial_end(study, record)
 
+    with observed(study, spec, observers):
+        callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = [
+            tell_observers
+        ]
+        if gate is not None:
+            # after tell_observers: observers get a trial before the next one is asked for
+            callbacks.append(lambda study, _trial: None if gate() else study.stop())
+        if gate is None or gate():
+            study.optimize(
+                Objective(spec, data, settings),
+                n_trials=settings.trials if gate is None else None,
+                timeout=settings.timeout,
+                catch=(Exception,),
+                callbacks=callbacks,
+                gc_after_trial=False,  # clear_session() frees the graph; gc costs ~0.3 s
+            )
+    return study
+
+
+@contextmanager
+def observed(
+    study: optuna.Study, spec: ExperimentSpec, observers: list[StudyObserver]
+) -> Iterator[None]:
+    """Start every observer, run the search in the body, then end every observer with how the
+    search ended: "finished", "interrupted" (Ctrl-C) or "failed". Both engines run under it.
+
+    A Ctrl-C in the body is re-raised after the observers have closed what they opened; a
+    second Ctrl-C while they close is held (see InterruptGuard) and raised once they are done.
+    """
+    from search.interrupts import InterruptGuard
+
+    for observer in observers:
+        observer.on_study_start(study, spec)
     outcome = "failed"
     guard = InterruptGuard()
     with guard:
         try:
-            callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = [
-                tell_observers
-            ]
-            if gate is not None:
-                # after tell_observers: a trial's run is written before the next one is asked for
-                callbacks.append(lambda study, _trial: None if gate() else study.stop())
-            if gate is None or gate():
-                study.optimize(
-                    Objective(spec, data, settings),
-                    n_trials=settings.trials if gate is None else None,
-                    timeout=settings.timeout,
-                    catch=(Exception,),
-                    callbacks=callbacks,
-                    gc_after_trial=False,  # clear_session() frees the graph; gc costs ~0.3 s
-                )
+            yield
             outcome = "finished"
         except KeyboardInterrupt:
             outcome = "interrupted"
@@ -324,4 +340,3 @@ def run_study(
                 observer.on_study_end(study, outcome)
     if guard.interrupted:  # Ctrl-C while the runs were being closed: stop as asked, now
         raise KeyboardInterrupt
-    return study

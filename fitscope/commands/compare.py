@@ -74,7 +74,7 @@ def compare(args: argparse.Namespace) -> int:
     budget = float(args.budget or spec.search.timeout or DEFAULT_BUDGET)
     from experiments.data import load_dataset
     from experiments.tasks import task_kind
-    from fitscope.commands.search import _command_line, _quiet_libraries
+    from fitscope.invocation import command_line, quiet_libraries
     from search.kerastuner_engine import require_kerastuner
     from search.study import default_study_name
     from tracking.comparison import ComparisonRun
@@ -82,7 +82,7 @@ def compare(args: argparse.Namespace) -> int:
     from tracking.fingerprint import study_tags
 
     require_kerastuner()
-    _quiet_libraries(args.verbose)
+    quiet_libraries(args.verbose)
     tracking = defaults.tracking_uri(args.tracking_uri)
     started = datetime.datetime.now()
     base = f"{default_study_name(spec)}-compare-{started:%Y%m%d-%H%M%S}"
@@ -97,7 +97,7 @@ def compare(args: argparse.Namespace) -> int:
     data = load_dataset(spec, args.data_dir)
     print(f"  data: {data.split_note}; {data.n_features} features")
     shared = _Run(spec, data, budget, tracking, defaults.storage_url(args.storage, tracking),
-                  _command_line(), baseline_loss(spec.task, data.y_train, data.n_classes),
+                  command_line(), baseline_loss(spec.task, data.y_train, data.n_classes),
                   args.verbose)
     val_metric = f"val_{task_kind(spec.task).curve_metric}"
     test_metric = "test_accuracy" if spec.task != "regression" else "test_rmse"

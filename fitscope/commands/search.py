@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import shlex
 import signal
 import sys
 
 from fitscope import settings as defaults
 from fitscope.commands.args import add_store_options, integer, positive_float, positive_int
 from fitscope.errors import FitscopeError
-from fitscope.masking import mask_text, mask_url
+from fitscope.invocation import command_line, quiet_libraries
+from fitscope.masking import mask_url
 from fitscope.preflight import check_study_outputs
 
 
@@ -62,7 +61,7 @@ def search(args: argparse.Namespace) -> int:
     from tracking.diagnosis import baseline_loss
     from tracking.study_tracker import MlflowStudyTracker
 
-    _quiet_libraries(args.verbose)
+    quiet_libraries(args.verbose)
     tracking = defaults.tracking_uri(args.tracking_uri)
     tuner = _kerastuner_kind(args)  # None: the Optuna engine
     if tuner:
@@ -78,7 +77,7 @@ def search(args: argparse.Namespace) -> int:
         seed=spec.search.seed,
         runs_dir=defaults.runs_dir(spec.name, study_name),
         verbose=args.verbose,
-        command=_command_line(),
+        command=command_line(),
     )
     print(
         f"fitscope search {spec.name}: study {study_name}, {settings.trials} trials"
@@ -141,20 +140,3 @@ def _kerastuner_kind(args: argparse.Namespace) -> str | None:
 
     require_kerastuner()
     return str(args.tuner or "hyperband")
-
-
-def _quiet_libraries(verbose: bool) -> None:
-    import warnings
-
-    import mlflow  # noqa: F401  (configures its loggers on import; quiet them after that)
-    import optuna
-
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    # Optuna logs each failed trial with a traceback; our console prints one line with the reason.
-    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.ERROR)
-    logging.getLogger("mlflow").setLevel(logging.WARNING if verbose else logging.ERROR)
-
-
-def _command_line() -> str:
-    # recorded as a tag and printed as the resume hint: never with a password in it
-    return mask_text(" ".join(shlex.quote(a) for a in ["fitscope", *sys.argv[1:]]))

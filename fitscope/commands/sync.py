@@ -9,7 +9,6 @@ closes a parent left RUNNING with the status the study ended with. Running it tw
 from __future__ import annotations
 
 import argparse
-import logging
 import shlex
 import sys
 from pathlib import Path
@@ -43,7 +42,9 @@ def sync(args: argparse.Namespace) -> int:
     tracking = defaults.tracking_uri(args.tracking_uri)
     storage = defaults.storage_url(args.storage, tracking)
     study_name = args.study or default_study_name(spec)
-    _quiet_libraries()
+    from fitscope.invocation import quiet_libraries
+
+    quiet_libraries()
     check_tracking_store(tracking)
     study = _load_study(study_name, storage)
     print(f"fitscope sync {spec.name}: study {study_name}, {len(study.trials)} trials in "
@@ -91,14 +92,3 @@ def _load_study(name: str, storage_url: str) -> optuna.Study:
             f"no study {name!r} in {mask_url(storage_url)}; studies there: "
             f"{', '.join(names) or 'none'} (--study NAME)"
         ) from None
-
-
-def _quiet_libraries() -> None:
-    import warnings
-
-    import mlflow  # noqa: F401  (configures its loggers on import; quiet them after that)
-    import optuna
-
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("mlflow").setLevel(logging.ERROR)

@@ -63,7 +63,7 @@ def worker(args: argparse.Namespace) -> int:
             update={"train": spec.train.model_copy(update={"deterministic": False})}
         )
     from experiments.data import load_dataset
-    from fitscope.commands.search import _command_line, _quiet_libraries
+    from fitscope.invocation import command_line, quiet_libraries
     from search.budget import SupervisorGate
     from search.storage import Heartbeat, open_storage
     from search.study import (
@@ -79,7 +79,7 @@ def worker(args: argparse.Namespace) -> int:
     from tracking.reachability import check_tracking_store
     from tracking.study_tracker import MlflowStudyTracker
 
-    _quiet_libraries(args.verbose)
+    quiet_libraries(args.verbose)
     quiet_worker(args.verbose)
     supervised = args.supervisor_fds is not None
     tracking = defaults.tracking_uri(args.tracking_uri)
@@ -93,7 +93,7 @@ def worker(args: argparse.Namespace) -> int:
         seed=spec.search.seed,
         runs_dir=defaults.runs_dir(spec.name, study_name),
         verbose=args.verbose,
-        command=args.command or _command_line(),
+        command=args.command or command_line(),
     )
     prefix = f"[{worker_id()}]"
     if not supervised:
