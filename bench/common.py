@@ -45,10 +45,16 @@ def machine() -> dict[str, Any]:
     }
 
 
-def save(results: dict[str, Any], name: str = "") -> Path:
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+def results_path(name: str = "") -> Path:
+    """bench/results/<UTC date and time>-<host><name>.json"""
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H%M")
-    path = RESULTS_DIR / f"{stamp}-{socket.gethostname()}{name}.json"
+    return RESULTS_DIR / f"{stamp}-{socket.gethostname()}{name}.json"
+
+
+def save(results: dict[str, Any], path: Path) -> Path:
+    """Write (or rewrite) the results file: called after every item, so an hour-long run that
+    fails late still leaves what it measured."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"machine": machine(), **results}, indent=2, default=str))
     return path
 

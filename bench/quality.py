@@ -105,6 +105,9 @@ def quality_lines(q: dict[str, Any]) -> list[str]:
         val = r.get("best_val_accuracy", r.get("best_val_accuracy_any"))
         rows.append(f"| {label} | {r['trials']} | {r['epochs']} | {val:.4f} | "
                     f"{r['test_accuracy']:.4f} | {r.get('wall_seconds', 0):.0f} |")
+    ours = q["fitscope"]["test_accuracy"]
+    peers = max(q["optuna_plain"]["test_accuracy"], q["kerastuner_hyperband"]["test_accuracy"])
+    met = ours >= peers and ours >= 0.89
     return [
         "### Quality at equal budget (item 1)",
         "",
@@ -114,7 +117,14 @@ def quality_lines(q: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|---|",
         *rows,
         "",
+        f"Target (fitscope >= both peers and >= 0.89 test accuracy): **{_verdict(met)}** "
+        f"({ours:.4f} vs best peer {peers:.4f}).",
+        "",
     ]
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "not met"
 
 
 def pruning_lines(p: dict[str, Any]) -> list[str]:
@@ -130,7 +140,10 @@ def pruning_lines(p: dict[str, Any]) -> list[str]:
           for name, r in p.items()],
         "",
         f"Pruning trains **{ratio:.2f}x fewer epochs**; best val accuracy difference "
-        f"{100 * (without['best_val_accuracy'] - with_['best_val_accuracy']):+.2f} points.",
+        f"{100 * (without['best_val_accuracy'] - with_['best_val_accuracy']):+.2f} points "
+        "(without minus with). Target (>= 2x fewer epochs, <= 0.5 points lower): **"
+        + _verdict(ratio >= 2 and without["best_val_accuracy"] - with_["best_val_accuracy"]
+                   <= 0.005) + "**.",
         "",
     ]
 
@@ -145,6 +158,7 @@ def workers_lines(w: dict[str, Any]) -> list[str]:
         *[f"| {n} | {r['trials']} | {r['wall_seconds']:.0f} | {r['trials_per_hour']:.0f} |"
           for n, r in w.items()],
         "",
-        f"**{two['trials_per_hour'] / one['trials_per_hour']:.2f}x** with 2 workers.",
+        f"**{two['trials_per_hour'] / one['trials_per_hour']:.2f}x** with 2 workers "
+        f"(target >= 1.3x: {_verdict(two['trials_per_hour'] >= 1.3 * one['trials_per_hour'])}).",
         "",
     ]

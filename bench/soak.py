@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from bench.common import append_markdown, save
+from bench.common import append_markdown, results_path, save
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     print(line)
     print("soak: OK" if ok else f"soak: FAILED (expected {expected} trials; exit codes {codes})")
     if not args.no_record:
-        path = save({"soak": counts, "ok": ok}, "-soak")
+        path = save({"soak": counts, "ok": ok}, results_path("-soak"))
         mode = (f"{args.workers} x `fitscope worker --trials {args.trials}`" if args.standalone
                 else f"`fitscope search --workers {args.workers} --trials {expected}`")
         append_markdown("Soak: parallel workers on PostgreSQL and an MLflow server", [
