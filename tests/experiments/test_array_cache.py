@@ -26,20 +26,11 @@ from experiments.data.resolve import resolve_csv, resolve_named
 from experiments.registry import load_spec, shipped_specs
 from experiments.spec import ExperimentSpec
 from fitscope.errors import DataError
+from tests.experiments.test_data import BLOODFAT, BOSTON
 
 REPO = Path(__file__).resolve().parents[2]
 DATA_DIR = Path(os.environ.get("FITSCOPE_DATA_DIR") or REPO.parent / "shared" / "data")
 
-BOSTON = {"source": "csv", "path": "boston.csv", "target": "medv", "scale": "minmax"}
-BLOODFAT = {
-    "source": "csv",
-    "path": "x09.txt",
-    "sep": "\\s+",
-    "skiprows": 36,
-    "columns": ["Index", "One", "Weight", "Age", "BloodFat"],
-    "drop": ["Index", "One"],
-    "target": "BloodFat",
-}
 A_DAY_AGO = 86_400
 
 
