@@ -39,10 +39,10 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from experiments.data.catalog import IDX_DATASETS, KNOWN_FILES
+from experiments.data.catalog import IDX_DATASETS
 from experiments.data.dataset import Dataset
 from experiments.data.locations import cache_dir, locate, search_dirs
-from experiments.data.resolve import is_bare_name
+from experiments.data.resolve import csv_on_disk
 from experiments.spec import DataSpec, ExperimentSpec
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def source_files(data: DataSpec, data_dir: Path | None) -> list[Path] | None:
     """The files `data` would be built from, found the way resolve.py finds them; None if any
     is missing (a download or a DataError follows) or the source has no file.
 
-    Mirrors `resolve.resolve_named` / `resolve.resolve_csv` without reading anything;
+    Locates like `resolve.resolve_named` / `resolve.csv_on_disk`, without reading anything;
     tests/experiments/test_array_cache.py checks that both agree on every shipped spec.
     """
     if data.source == "idx":
@@ -118,17 +118,7 @@ def source_files(data: DataSpec, data_dir: Path | None) -> list[Path] | None:
         paths = [locate(name, dirs) for name in names]
         return None if None in paths else [path for path in paths if path is not None]
     if data.source == "csv":
-        spec_path = data.path or ""
-        if "://" in spec_path:
-            # A catalog URL is served by a local copy; any other URL's cached download follows
-            # resolve.py's private naming, and a CSV parses in milliseconds: not worth mirroring.
-            known = [name for name, entry in KNOWN_FILES.items() if entry.url == spec_path]
-            found = locate(known[0], search_dirs(data_dir)) if known else None
-        elif is_bare_name(spec_path):
-            found = locate(spec_path, search_dirs(data_dir))
-        else:
-            path = Path(spec_path).expanduser()
-            found = path if path.is_file() else None
+        found = csv_on_disk(data.path or "", data_dir)
         return None if found is None else [found]
     # sklearn's bundled iris, generated xor, inline rows: built in milliseconds from data that
     # lives in the spec or an installed package, so an entry per spec would only fill the disk.

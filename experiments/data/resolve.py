@@ -56,7 +56,7 @@ def resolve_csv(spec_path: str, data_dir: Path | None, expected: str | None) -> 
     """`data.path` of a csv spec: an https URL, a bare file name, or a path (relative to cwd)."""
     if "://" in spec_path:
         return _resolve_url(spec_path, data_dir, expected)
-    if is_bare_name(spec_path):
+    if _is_bare_name(spec_path):
         return resolve_named(spec_path, data_dir, expected)
     path = Path(spec_path).expanduser()
     if not path.is_file():
@@ -66,11 +66,29 @@ def resolve_csv(spec_path: str, data_dir: Path | None, expected: str | None) -> 
     return path, payload
 
 
+def csv_on_disk(spec_path: str, data_dir: Path | None) -> Path | None:
+    """The local file `resolve_csv` would read for `spec_path`, without reading or downloading
+    anything; None when it is not on disk yet, or for a URL outside the catalog (its download
+    is not looked for: the array cache skips those CSVs, which parse in milliseconds)."""
+    if "://" in spec_path:
+        name = _catalog_name(spec_path)
+        return locate(name, search_dirs(data_dir)) if name else None
+    if _is_bare_name(spec_path):
+        return locate(spec_path, search_dirs(data_dir))
+    path = Path(spec_path).expanduser()
+    return path if path.is_file() else None
+
+
+def _catalog_name(url: str) -> str | None:
+    """The catalog file served by `url`: a local copy of it will do."""
+    return next((name for name, entry in KNOWN_FILES.items() if entry.url == url), None)
+
+
 def _resolve_url(url: str, data_dir: Path | None, expected: str | None) -> tuple[Path, bytes]:
     require_https(url)
-    for name, entry in KNOWN_FILES.items():
-        if entry.url == url:  # a catalog URL: a local copy in the data dir will do
-            return resolve_named(name, data_dir, expected)
+    name = _catalog_name(url)
+    if name is not None:
+        return resolve_named(name, data_dir, expected)
     name = Path(urlparse(url).path).name or "download"
     # One folder per URL, so two sites' "data.csv" never overwrite each other.
     target = cache_dir() / "urls" / hashlib.sha256(url.encode()).hexdigest()[:16] / name
@@ -82,7 +100,7 @@ def _resolve_url(url: str, data_dir: Path | None, expected: str | None) -> tuple
     return target, payload
 
 
-def is_bare_name(text: str) -> bool:
+def _is_bare_name(text: str) -> bool:
     return Path(text).name == text and not text.startswith("~") and text not in (".", "..")
 
 
