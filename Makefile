@@ -18,7 +18,7 @@ ARGS = $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) 
        $(if $(WORKERS_PER_GPU),--workers-per-gpu $(WORKERS_PER_GPU))
 
 .DEFAULT_GOAL := help
-.PHONY: help install search compare rerun list show ui report dashboard test test-fast lint data bench bench-quick soak
+.PHONY: help install search compare rerun list show ui report dashboard test test-fast lint data fashion-data bench bench-quick soak
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,10 +42,15 @@ rerun: install ## make rerun RUN=<id>: retrain one trial from its MLflow run and
 	@test -n "$(RUN)" || { echo "usage: make rerun RUN=<mlflow run id of a trial>"; exit 2; }
 	$(BIN)/fitscope rerun $(RUN) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
-data: ## make Fashion-MNIST available (Debian's dataset-fashion-mnist when root and offline-safe)
-	@if [ "$(EXP)" = fashion ] && [ -z "$$FITSCOPE_DATA_DIR" ] && [ -z "$(DATA_DIR)" ] \
+data: ## make Fashion-MNIST available when EXP=fashion (the tabular files ship in the package)
+	@if [ "$(EXP)" = fashion ]; then $(MAKE) --no-print-directory fashion-data; fi
+
+# Debian's dataset-fashion-mnist when root on Debian, else fitscope downloads the official files
+# (checksummed) into the user cache on first use. `make test` needs it for the slow tests.
+fashion-data:
+	@if [ -z "$$FITSCOPE_DATA_DIR" ] && [ -z "$(DATA_DIR)" ] \
 	   && [ ! -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] \
-	   && [ ! -e "$${XDG_CACHE_HOME:-$$HOME/.cache}/fitscope/train-images-idx3-ubyte.gz" ] \
+	   && [ ! -e "$${FITSCOPE_CACHE_DIR:-$${XDG_CACHE_HOME:-$$HOME/.cache}/fitscope}/fashion-mnist/train-images-idx3-ubyte.gz" ] \
 	   && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing Debian's dataset-fashion-mnist (else fitscope downloads the files)"; \
 	  (apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
@@ -75,21 +80,26 @@ dashboard: install ## optuna-dashboard on http://127.0.0.1:$(DASH_PORT) over the
 # Many tests wait on subprocesses, servers and PostgreSQL rather than compute: two test processes
 # (files kept together, so module fixtures run once) keep both cores busy. TEST_JOBS=0 runs serially.
 TEST_JOBS ?= 2
-test: install ## the whole test suite (real data from FITSCOPE_DATA_DIR, default ../shared/data)
+test: install fashion-data ## the whole test suite (data: the package's own files, Debian's Fashion-MNIST or its download)
 	$(BIN)/python -m pytest -q $(if $(filter-out 0,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile)
 
-test-fast: install ## tests not marked slow
+test-fast: install fashion-data ## tests not marked slow
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check fitscope experiments search tracking tests
 	$(BIN)/mypy
 
-bench: install ## benchmarks against the peers (BUDGET=600 s per search; about an hour) -> bench/results/, docs/benchmarks.md
-	FITSCOPE_DATA_DIR=$${FITSCOPE_DATA_DIR:-$(abspath ../shared/data)} $(BIN)/python -m bench.run --budget $(or $(BUDGET),600)
+# Benchmarks read ../shared/data where the project's own machines keep a copy, else the same lookup
+# as `make search` (FITSCOPE_DATA_DIR, the package's files, Debian's package, the cache).
+BENCH_DATA = $(or $(FITSCOPE_DATA_DIR),$(wildcard $(abspath ../shared/data)))
+BENCH_ENV = $(if $(BENCH_DATA),FITSCOPE_DATA_DIR=$(BENCH_DATA))
 
-bench-quick: install ## trial overhead, fraction of peak, start-up and memory (under 3 minutes)
-	FITSCOPE_DATA_DIR=$${FITSCOPE_DATA_DIR:-$(abspath ../shared/data)} $(BIN)/python -m bench.run --quick
+bench: install fashion-data ## benchmarks against the peers (BUDGET=600 s per search; about an hour) -> bench/results/, docs/benchmarks.md
+	$(BENCH_ENV) $(BIN)/python -m bench.run --budget $(or $(BUDGET),600)
 
-soak: install ## load test: 4 workers x 25 short trials on PostgreSQL + an MLflow server; counts lost/duplicated/RUNNING (several minutes)
-	FITSCOPE_DATA_DIR=$${FITSCOPE_DATA_DIR:-$(abspath ../shared/data)} $(BIN)/python -m bench.soak $(if $(WORKERS),--workers $(WORKERS)) $(if $(TRIALS),--trials $(TRIALS))
+bench-quick: install fashion-data ## trial overhead, fraction of peak, start-up and memory (under 3 minutes)
+	$(BENCH_ENV) $(BIN)/python -m bench.run --quick
+
+soak: install fashion-data ## load test: 4 workers x 25 short trials on PostgreSQL + an MLflow server; counts lost/duplicated/RUNNING (several minutes)
+	$(BENCH_ENV) $(BIN)/python -m bench.soak $(if $(WORKERS),--workers $(WORKERS)) $(if $(TRIALS),--trials $(TRIALS))

@@ -1,4 +1,11 @@
-"""Shared fixtures: real data from ../shared/data, a temporary MLflow store, quiet TensorFlow."""
+"""Shared fixtures: real data from the repository and what it installs, a temporary MLflow
+store, quiet TensorFlow.
+
+Test data never comes from outside the repository: the tabular files ship in
+experiments/datasets/, Fashion-MNIST comes from Debian's `dataset-fashion-mnist` (which `make
+test` installs when it runs as root) or fitscope's own checksummed download into the user cache.
+FITSCOPE_DATA_DIR is honoured when a developer sets it, never defaulted.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +16,60 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from experiments.data.catalog import BUNDLED_DIR, IDX_DATASETS
+from experiments.data.locations import cache_dir, data_dir_from
+from fitscope.errors import DataError
+
 if TYPE_CHECKING:
     from tests.postgres import Cluster
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+TABULAR = BUNDLED_DIR  # boston.csv, titanic_simple.csv, x09.txt as the package ships them
+FASHION_FILES = tuple(
+    getattr(IDX_DATASETS["fashion-mnist"], part)
+    for part in ("train_images", "train_labels", "test_images", "test_labels")
+)
+USER_CACHE = cache_dir()  # read before the session points FITSCOPE_CACHE_DIR elsewhere
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("FITSCOPE_DATA_DIR", str(SHARED_DATA))
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
-    # downloads and cached arrays of a test session never touch the user's ~/.cache
-    os.environ["FITSCOPE_CACHE_DIR"] = str(tmp_path_factory.mktemp("fitscope-cache"))
+    # downloads and cached arrays of a test session never touch the user's ~/.cache; a
+    # Fashion-MNIST download already there is linked in, so no session downloads it twice
+    cache = tmp_path_factory.mktemp("fitscope-cache")
+    downloaded = USER_CACHE / "fashion-mnist"
+    if all((downloaded / name).is_file() for name in FASHION_FILES):
+        (cache / "fashion-mnist").symlink_to(downloaded)
+    os.environ["FITSCOPE_CACHE_DIR"] = str(cache)
+
+
+@pytest.fixture(scope="session")
+def fashion_dir() -> Path:
+    """The folder holding the four official Fashion-MNIST files, found the way fitscope finds
+    them (FITSCOPE_DATA_DIR, the user cache, Debian's package), else downloaded and verified into
+    the user cache. Fails with the fix when none of that works (offline, not root)."""
+    from experiments.data.resolve import resolve_named
+
+    fashion = IDX_DATASETS["fashion-mnist"]
+    previous = os.environ.get("FITSCOPE_CACHE_DIR")
+    os.environ["FITSCOPE_CACHE_DIR"] = str(USER_CACHE)
+    try:
+        paths = [
+            resolve_named(name, data_dir_from(None), None, fashion.system_dirs, fashion.apt_package)[0]
+            for name in FASHION_FILES
+        ]
+    except DataError as err:
+        pytest.fail(f"Fashion-MNIST is not available: {err} (`make test` installs it as root)")
+    finally:
+        if previous is None:
+            os.environ.pop("FITSCOPE_CACHE_DIR", None)
+        else:
+            os.environ["FITSCOPE_CACHE_DIR"] = previous
+    folders = {path.parent for path in paths}
+    assert len(folders) == 1, f"Fashion-MNIST files split across {sorted(folders)}"
+    return folders.pop()
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Turning a file name, path or URL from a spec into verified bytes.
 
-A name is looked up in the data dir, the user cache and OS package dirs, then downloaded from
-the catalog's URL. Every file the catalog knows is checked against its sha256 wherever it was
+A name is looked up in the data dir, the package's own copy (small tabular files), the user
+cache and OS package dirs, then downloaded from the catalog's URL. Every file the catalog knows is checked against its sha256 wherever it was
 found; a spec's own `sha256` is checked the same way (and takes precedence).
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
-from experiments.data.catalog import KNOWN_FILES
+from experiments.data.catalog import BUNDLED_DIR, KNOWN_FILES
 from experiments.data.checksum import read_bytes, read_payload, verify
 from experiments.data.download import fetch, require_https
 from experiments.data.locations import cache_dir, locate, search_dirs
@@ -36,7 +36,7 @@ def resolve_named(
     entry = KNOWN_FILES.get(name)
     expected = expected or (entry.sha256 if entry else None)
     hashed = entry.hashed if entry else "file"
-    dirs = search_dirs(data_dir, system_dirs)
+    dirs = _dirs_for(name, data_dir, system_dirs)
     path = locate(name, dirs)
     if path is None:
         if entry is None:
@@ -72,11 +72,21 @@ def csv_on_disk(spec_path: str, data_dir: Path | None) -> Path | None:
     is not looked for: the array cache skips those CSVs, which parse in milliseconds)."""
     if "://" in spec_path:
         name = _catalog_name(spec_path)
-        return locate(name, search_dirs(data_dir)) if name else None
+        return locate(name, _dirs_for(name, data_dir)) if name else None
     if _is_bare_name(spec_path):
-        return locate(spec_path, search_dirs(data_dir))
+        return locate(spec_path, _dirs_for(spec_path, data_dir))
     path = Path(spec_path).expanduser()
     return path if path.is_file() else None
+
+
+def _dirs_for(name: str, data_dir: Path | None, system_dirs: Sequence[Path] = ()) -> list[Path]:
+    """Where `name` is looked for: a user's data dir first (their copy wins, checksum permitting),
+    then the copy shipped in the package, then the cache and OS package dirs."""
+    dirs = search_dirs(data_dir, system_dirs)
+    entry = KNOWN_FILES.get(name)
+    if entry is not None and entry.bundled:
+        dirs.insert(1 if data_dir is not None else 0, BUNDLED_DIR)
+    return dirs
 
 
 def _catalog_name(url: str) -> str | None:

@@ -1,4 +1,4 @@
-"""Tests of the on-disk cache of preprocessed arrays, on the real shared files; no mocks.
+"""Tests of the on-disk cache of preprocessed arrays, on the real shipped files; no mocks.
 
 "From disk" is told apart from "built" by the arrays' type: a cached entry comes back as
 read-only np.memmap, a build as plain ndarrays.
@@ -26,10 +26,10 @@ from experiments.data.resolve import resolve_csv, resolve_named
 from experiments.registry import load_spec, shipped_specs
 from experiments.spec import ExperimentSpec
 from fitscope.errors import DataError
+from tests.conftest import REPO, TABULAR
 from tests.experiments.test_data import BLOODFAT, BOSTON
 
-REPO = Path(__file__).resolve().parents[2]
-DATA_DIR = Path(os.environ.get("FITSCOPE_DATA_DIR") or REPO.parent / "shared" / "data")
+DATA_DIR = TABULAR  # a data dir holding the real tabular files
 
 A_DAY_AGO = 86_400
 
@@ -88,15 +88,17 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
 # --- hits ------------------------------------------------------------------------------------
 
 
-def test_fashion_from_disk_in_a_fresh_process_is_identical(isolated: Path) -> None:
-    built = load_dataset(load_spec("fashion"), DATA_DIR)
+def test_fashion_from_disk_in_a_fresh_process_is_identical(
+    isolated: Path, fashion_dir: Path
+) -> None:
+    built = load_dataset(load_spec("fashion"), fashion_dir)
     assert not from_disk(built)
     assert len(entries()) == 1 and leftovers() == []
     code = (
         "import json, numpy as np\n"
         "from experiments.data import load_dataset\n"
         "from experiments.registry import load_spec\n"
-        f"d = load_dataset(load_spec('fashion'), {str(DATA_DIR)!r})\n"
+        f"d = load_dataset(load_spec('fashion'), {str(fashion_dir)!r})\n"
         "print(json.dumps({'sha': d.sha256(), 'memmap': all(isinstance(a, np.memmap) "
         "for a in d.arrays()), 'writeable': any(a.flags.writeable for a in d.arrays())}))\n"
     )
@@ -141,7 +143,7 @@ def test_sources_without_a_file_are_not_cached() -> None:
 
 def test_touching_the_source_file_invalidates(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    path = copy_aged(DATA_DIR / "tabular" / "x09.txt", data / "tabular" / "x09.txt")
+    path = copy_aged(TABULAR / "x09.txt", data / "tabular" / "x09.txt")
     first = load("regression", data, **BLOODFAT)
     path.touch()
     clear_cache()
@@ -153,7 +155,7 @@ def test_touching_the_source_file_invalidates(tmp_path: Path) -> None:
 
 def test_edited_source_file_is_rebuilt_with_the_new_values(tmp_path: Path) -> None:
     # a name outside the catalog: no checksum, so only the key can notice the edit
-    path = copy_aged(DATA_DIR / "tabular" / "boston.csv", tmp_path / "data" / "houses.csv")
+    path = copy_aged(TABULAR / "boston.csv", tmp_path / "data" / "houses.csv")
     spec = {**BOSTON, "path": "houses.csv"}
     first = load("regression", tmp_path / "data", **spec)
     lines = path.read_text().splitlines()
@@ -172,7 +174,7 @@ def test_edited_source_file_is_rebuilt_with_the_new_values(tmp_path: Path) -> No
 def test_corrupted_catalog_file_still_fails_its_checksum_after_a_cached_load(
     tmp_path: Path,
 ) -> None:
-    path = copy_aged(DATA_DIR / "tabular" / "boston.csv", tmp_path / "data" / "boston.csv")
+    path = copy_aged(TABULAR / "boston.csv", tmp_path / "data" / "boston.csv")
     load("regression", tmp_path / "data", **BOSTON)
     clear_cache()
     path.write_text(path.read_text().replace("24", "25", 1))
@@ -181,23 +183,23 @@ def test_corrupted_catalog_file_still_fails_its_checksum_after_a_cached_load(
 
 
 def test_a_file_in_another_data_dir_is_another_entry(tmp_path: Path) -> None:
-    copy_aged(DATA_DIR / "tabular" / "x09.txt", tmp_path / "data" / "x09.txt")
+    copy_aged(TABULAR / "x09.txt", tmp_path / "data" / "x09.txt")
     shared = load("regression", **BLOODFAT)
     copied = load("regression", tmp_path / "data", **BLOODFAT)
     assert_same(shared, copied)
     assert len(entries()) == 2
 
 
-def test_key_names_the_files_the_build_reads(tmp_path: Path) -> None:
+def test_key_names_the_files_the_build_reads(tmp_path: Path, fashion_dir: Path) -> None:
     """source_files mirrors resolve.py; a drift would key entries on the wrong files."""
-    local = copy_aged(DATA_DIR / "tabular" / "x09.txt", tmp_path / "mine.txt")
-    cached = copy_aged(DATA_DIR / "tabular" / "boston.csv", cache_dir() / "tabular" / "boston.csv")
+    local = copy_aged(TABULAR / "x09.txt", tmp_path / "mine.txt")
+    cached = copy_aged(TABULAR / "boston.csv", cache_dir() / "tabular" / "boston.csv")
     empty = tmp_path / "empty"
     empty.mkdir()
     cases = [(load_spec(name).data, DATA_DIR) for name in sorted(shipped_specs())]
     cases += [
         (make_spec("regression", **{**BLOODFAT, "path": str(local)}).data, None),
-        (make_spec("regression", **BOSTON).data, empty),  # found in the user cache
+        (make_spec("regression", **BOSTON).data, empty),  # the copy the package ships
         (make_spec("regression", **{**BOSTON, "path": "https://raw.githubusercontent.com/"
                                     "DA4BAM/dataset/master/boston.csv"}).data, DATA_DIR),
     ]
@@ -216,7 +218,13 @@ def test_key_names_the_files_the_build_reads(tmp_path: Path) -> None:
         assert keyed == read, data
         checked += 1
     assert checked == 7
-    assert array_cache.source_files(make_spec("regression", **BOSTON).data, empty) == [cached]
+    assert array_cache.source_files(make_spec("regression", **BOSTON).data, empty) == [
+        TABULAR / "boston.csv"]
+    titanic = make_spec("binary", source="csv", path="titanic_simple.csv", target="Survived")
+    cached = copy_aged(TABULAR / "titanic_simple.csv", cache_dir() / "tabular" / "x.csv")
+    unshipped = {**BOSTON, "path": "x.csv"}  # outside the catalog: looked for in the cache
+    assert array_cache.source_files(make_spec("regression", **unshipped).data, empty) == [cached]
+    assert array_cache.source_files(titanic.data, empty) == [TABULAR / "titanic_simple.csv"]
 
 
 def test_a_missing_file_is_not_keyed_and_gives_the_usual_error(tmp_path: Path) -> None:

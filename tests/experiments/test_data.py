@@ -1,4 +1,5 @@
-"""Tests of experiments.data on the real shared files and on tiny files made in tmp_path.
+"""Tests of experiments.data on the real files (the shipped tabular ones, Fashion-MNIST from the
+`fashion_dir` fixture) and on tiny files made in tmp_path.
 
 No test contacts the internet: downloads may only go to 127.0.0.1 (an unreachable port),
 the user cache is a temporary dir, and Debian's dir is pointed at an empty one.
@@ -28,18 +29,9 @@ from experiments.data.download import fetch, install_download
 from experiments.data.idx import IDX_IMAGES, IDX_LABELS, parse_idx, read_idx
 from experiments.spec import ExperimentSpec
 from fitscope.errors import DataError
+from tests.conftest import FASHION_FILES, TABULAR
 
-DATA_DIR = Path(
-    os.environ.get("FITSCOPE_DATA_DIR")
-    or Path(__file__).resolve().parents[3] / "shared" / "data"
-)
-FASHION_DIR = DATA_DIR / "fashion-mnist"
-FASHION_FILES = (
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-)
+DATA_DIR = TABULAR  # a data dir holding the real tabular files
 UNREACHABLE = "https://127.0.0.1:9"  # discard port on localhost: refused at once, never online
 
 BOSTON = {"source": "csv", "path": "boston.csv", "target": "medv", "scale": "minmax"}
@@ -66,7 +58,7 @@ def make_spec(task: str, **data: Any) -> ExperimentSpec:
     return ExperimentSpec.model_validate({"name": "test", "task": task, "data": data})
 
 
-def load(task: str, data_dir: Path | str | None = DATA_DIR, **data: Any) -> Dataset:
+def load(task: str, data_dir: Path | str | None = None, **data: Any) -> Dataset:
     return load_dataset(make_spec(task, **data), data_dir)
 
 
@@ -105,10 +97,8 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def fashion() -> Dataset:
-    missing = [name for name in FASHION_FILES if not (FASHION_DIR / name).is_file()]
-    assert not missing, f"shared Fashion-MNIST files missing in {FASHION_DIR}: {missing}"
-    return load("multiclass", **FASHION)
+def fashion(fashion_dir: Path) -> Dataset:
+    return load("multiclass", fashion_dir, **FASHION)
 
 
 # --- the real data sets -------------------------------------------------------------------
@@ -134,10 +124,24 @@ def test_fashion_val_split_is_stratified(fashion: Dataset) -> None:
     assert np.bincount(fashion.y_test, minlength=10).tolist() == [1000] * 10
 
 
-def test_idx_reader_counts_6000_train_labels_per_class() -> None:
-    labels = read_idx(FASHION_DIR / "train-labels-idx1-ubyte.gz", IDX_LABELS)
+def test_idx_reader_counts_6000_train_labels_per_class(fashion_dir: Path) -> None:
+    labels = read_idx(fashion_dir / "train-labels-idx1-ubyte.gz", IDX_LABELS)
     assert labels.shape == (60000,)
     assert np.bincount(labels).tolist() == [6000] * 10
+
+
+@pytest.mark.parametrize("name", ["boston.csv", "titanic_simple.csv", "x09.txt"])
+def test_small_tables_ship_with_the_package_and_match_the_catalog(name: str) -> None:
+    entry = KNOWN_FILES[name]
+    assert entry.bundled and entry.source and entry.licence
+    assert sha256_hex((TABULAR / name).read_bytes()) == entry.sha256
+
+
+def test_shipped_copy_is_used_offline_with_no_data_dir(isolated: Path) -> None:
+    # no data dir, an empty cache, and `isolated` turns any download into a failure
+    data = load("binary", None, **TITANIC)
+    assert len(data.x_train) + len(data.x_val) + len(data.x_test) == 891
+    assert files_under(isolated / "tabular") == []  # nothing downloaded or copied
 
 
 def test_boston_rows_and_features() -> None:
@@ -213,7 +217,7 @@ def test_second_call_returns_the_cached_object() -> None:
     spec = make_spec("multiclass", source="sklearn", dataset="iris")
     first = load_dataset(spec, DATA_DIR)
     assert load_dataset(spec, str(DATA_DIR)) is first
-    assert load_dataset(spec, DATA_DIR / "tabular" / "..") is first
+    assert load_dataset(spec, DATA_DIR / ".." / DATA_DIR.name) is first
     clear_cache()
     assert load_dataset(spec, DATA_DIR) is not first
 
@@ -241,7 +245,7 @@ def test_sha256_fingerprints_the_arrays() -> None:
 def test_modified_file_in_data_dir_fails_its_checksum(tmp_path: Path, isolated: Path) -> None:
     tabular = tmp_path / "data" / "tabular"
     tabular.mkdir(parents=True)
-    text = (DATA_DIR / "tabular" / "boston.csv").read_text(encoding="utf-8")
+    text = (TABULAR / "boston.csv").read_text(encoding="utf-8")
     write_csv(tabular, text.replace("24", "25", 1), "boston.csv")
     with pytest.raises(DataError, match=r"boston\.csv: checksum mismatch") as err:
         load("regression", tmp_path / "data", **BOSTON)
@@ -279,9 +283,13 @@ def test_gz_checksum_covers_the_decompressed_bytes(isolated: Path) -> None:
     assert (isolated / "a.gz").is_file()
 
 
-def test_file_in_user_cache_is_used(tmp_path: Path, isolated: Path) -> None:
+def test_file_in_user_cache_is_used(
+    tmp_path: Path, isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = KNOWN_FILES["boston.csv"]
+    monkeypatch.setitem(KNOWN_FILES, "boston.csv", dataclasses.replace(entry, bundled=False))
     (isolated / "tabular").mkdir(parents=True)
-    shutil.copy(DATA_DIR / "tabular" / "boston.csv", isolated / "tabular" / "boston.csv")
+    shutil.copy(TABULAR / "boston.csv", isolated / "tabular" / "boston.csv")
     empty = tmp_path / "empty"
     empty.mkdir()
     data = load("regression", empty, **BOSTON)
@@ -313,9 +321,8 @@ def test_offline_without_any_copy_names_the_options(
     tmp_path: Path, isolated: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     entry = KNOWN_FILES["boston.csv"]
-    monkeypatch.setitem(
-        KNOWN_FILES, "boston.csv", dataclasses.replace(entry, url=f"{UNREACHABLE}/boston.csv")
-    )
+    unshipped = dataclasses.replace(entry, url=f"{UNREACHABLE}/boston.csv", bundled=False)
+    monkeypatch.setitem(KNOWN_FILES, "boston.csv", unshipped)
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(DataError, match="FITSCOPE_DATA_DIR") as err:
@@ -365,12 +372,12 @@ def test_truncated_idx_gz_names_the_file(tmp_path: Path) -> None:
         read_idx(path, IDX_LABELS)
 
 
-def test_truncated_fashion_file_in_data_dir_names_it(tmp_path: Path) -> None:
+def test_truncated_fashion_file_in_data_dir_names_it(tmp_path: Path, fashion_dir: Path) -> None:
     folder = tmp_path / "data" / "fashion-mnist"
     folder.mkdir(parents=True)
     for name in FASHION_FILES[:3]:
-        (folder / name).symlink_to(FASHION_DIR / name)
-    whole = (FASHION_DIR / "t10k-labels-idx1-ubyte.gz").read_bytes()
+        (folder / name).symlink_to(fashion_dir / name)
+    whole = (fashion_dir / "t10k-labels-idx1-ubyte.gz").read_bytes()
     (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(whole[:-100])
     with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz"):
         load("multiclass", tmp_path / "data", **FASHION)

@@ -25,15 +25,9 @@ import pytest
 import yaml
 
 from fitscope.cli import main
-from tests.conftest import REPO, SHARED_DATA, write_spec
+from tests.conftest import FASHION_FILES, REPO, write_spec
 
 FITSCOPE = Path(sys.executable).parent / "fitscope"
-FASHION_FILES = (
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-)
 
 
 def fitscope(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -187,12 +181,14 @@ def test_bad_csv_names_file_and_problem(
     assert nothing_trained(workdir)
 
 
-def test_truncated_idx_file_in_data_dir(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_truncated_idx_file_in_data_dir(
+    workdir: Path, capsys: pytest.CaptureFixture[str], fashion_dir: Path
+) -> None:
     folder = workdir / "data" / "fashion-mnist"
     folder.mkdir(parents=True)
     for name in FASHION_FILES:
-        (folder / name).symlink_to(SHARED_DATA / "fashion-mnist" / name)
-    whole = (SHARED_DATA / "fashion-mnist" / "train-labels-idx1-ubyte.gz").read_bytes()
+        (folder / name).symlink_to(fashion_dir / name)
+    whole = (fashion_dir / "train-labels-idx1-ubyte.gz").read_bytes()
     (folder / "train-labels-idx1-ubyte.gz").unlink()
     (folder / "train-labels-idx1-ubyte.gz").write_bytes(whole[: len(whole) // 2])
     code, _, err = fitscope(capsys, "search", "fashion", "--data-dir", str(workdir / "data"))

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from experiments.data import clear_cache, load_dataset
 from experiments.registry import load_spec
 from fitscope.cli import main
-from tests.conftest import SHARED_DATA, mlflow_runs, write_spec
+from tests.conftest import TABULAR, mlflow_runs, write_spec
 from tracking.rerun import as_written, spec_from_params
 from tracking.study_tracker import SPEC_ARTIFACT
 
@@ -177,7 +177,7 @@ def test_rerun_refuses_when_the_data_file_changed(
     data_dir.mkdir()
     # a name outside the data catalog and no data.sha256 in the spec: no file checksum stands
     # in the way, so fitscope's own check of the preprocessed arrays must catch the change
-    shutil.copy(SHARED_DATA / "tabular" / "boston.csv", data_dir / "houses.csv")
+    shutil.copy(TABULAR / "boston.csv", data_dir / "houses.csv")
     spec = write_spec(tmp_path, "boston", data__path="houses.csv", data__sha256=None,
                       train__max_epochs=2, train__patience=2, search__pruner="none")
     assert main(["search", str(spec), "--trials", "1", "--tracking-uri", iris_study.uri,
