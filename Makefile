@@ -86,9 +86,10 @@ test: install fashion-data ## the whole test suite (data: the package's own file
 test-fast: install fashion-data ## tests not marked slow
 	$(BIN)/python -m pytest -q -m "not slow"
 
-lint: install ## ruff and mypy
-	$(BIN)/ruff check fitscope experiments search tracking tests
+lint: install ## ruff, mypy and import-linter (the layers of docs/architecture.md)
+	$(BIN)/ruff check fitscope experiments search tracking analysis reports common tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Benchmarks read ../shared/data where the project's own machines keep a copy, else the same lookup
 # as `make search` (FITSCOPE_DATA_DIR, the package's files, Debian's package, the cache).

@@ -56,18 +56,16 @@ def run(epochs: int = 3, trials: int = 3, blocks: int = 2) -> dict[str, Any]:
 
     from experiments.data import load_dataset
     from experiments.tasks import task_kind
+    from fitscope.session import session_for
     from search.builder import build_model, compile_model
     from search.params import TrialParams
     from search.seeding import seed_everything, trial_seed
     from search.study import StudySettings, run_study
-    from tracking.diagnosis import baseline_loss
-    from tracking.study_tracker import MlflowStudyTracker
 
     spec = fixed_spec(epochs)
     data = load_dataset(spec)
     task = task_kind(spec.task)
     params = TrialParams(2, (256, 256), "relu", "adam", 1e-3, 128, 0.0)
-    baseline = baseline_loss(spec.task, data.y_train, data.n_classes)
     tmp = Path(tempfile.mkdtemp(prefix="fitscope-bench-"))
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     per_study: list[float] = []
@@ -79,8 +77,8 @@ def run(epochs: int = 3, trials: int = 3, blocks: int = 2) -> dict[str, Any]:
             study_name=name, storage=f"sqlite:///{tmp / 'optuna.db'}", trials=n,
             timeout=None, seed=spec.search.seed, runs_dir=tmp / name,
         )
-        tracker = MlflowStudyTracker(uri, spec, settings, data.class_names, baseline,
-                                     log_best_model=False)  # a per-study cost, not per trial
+        # the best model is a per-study cost, not per trial
+        tracker = session_for(spec, settings, uri, data).mlflow(log_best_model=False)
         clock = _TrialClock()
         started = time.perf_counter()
         run_study(spec, data, settings, [tracker, clock])

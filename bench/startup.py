@@ -34,8 +34,8 @@ def rss_growth(trials: int = 50) -> dict[str, Any]:
     """RSS after a warm-up of 5 trials vs after `trials`: leaks show up as steady growth."""
     from experiments.data import load_dataset
     from experiments.registry import load_spec, parse_spec
+    from fitscope.session import session_for
     from search.study import StudySettings, run_study
-    from tracking.study_tracker import MlflowStudyTracker
 
     raw = load_spec("xor").model_dump(mode="json")
     raw["train"] |= {"max_epochs": 3, "patience": 3}
@@ -47,8 +47,7 @@ def rss_growth(trials: int = 50) -> dict[str, Any]:
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
 
     def batch(n: int) -> None:
-        tracker = MlflowStudyTracker(uri, spec, settings, data.class_names, 0.69,
-                                     log_best_model=False)
+        tracker = session_for(spec, settings, uri, data).mlflow(log_best_model=False)
         run_study(spec, data, dataclasses.replace(settings, trials=n), [tracker])
 
     batch(5)

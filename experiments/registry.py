@@ -15,8 +15,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from common.errors import SpecError
 from experiments.spec import ExperimentSpec
-from fitscope.errors import SpecError
 
 SPEC_DIR = Path(__file__).parent / "specs"
 

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from experiments.params import Choice, Fixed, Param, Range, as_param
+from experiments.thresholds import FitThresholds
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu", "elu", "selu", "gelu", "swish", "linear")
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam", "adagrad")
@@ -136,28 +137,14 @@ class ExperimentSpec(_Strict):
     space: SpaceSpec = Field(default_factory=SpaceSpec)
     train: TrainSpec = Field(default_factory=lambda: TrainSpec())
     search: SearchSpec = Field(default_factory=lambda: SearchSpec())
-    # fit-diagnosis threshold overrides, e.g. {gap_ratio: 0.5}: ints stay ints (tail_window: 7)
-    diagnosis: dict[str, int | float] = Field(default_factory=dict)
+    # fit-diagnosis thresholds (experiments/thresholds.py), e.g. {gap_ratio: 0.5}
+    diagnosis: FitThresholds = Field(default_factory=FitThresholds)
     notes: str = ""  # what the course says about this data set
 
     @field_validator("description", "notes", mode="before")
     @classmethod
     def _strip(cls, value: Any) -> Any:
         return value.strip() if isinstance(value, str) else value
-
-    @field_validator("diagnosis", mode="before")
-    @classmethod
-    def _thresholds(cls, value: Any) -> Any:
-        # Thresholds holds every name, default and the reason for it; asking it here makes a
-        # typo fail at load time. tracking.diagnosis is pure numpy: no tracking backend loads.
-        from tracking.diagnosis import Thresholds
-
-        if not isinstance(value, dict):
-            return value  # pydantic reports "Input should be a valid dictionary"
-        try:
-            return Thresholds.check_overrides(value)
-        except ValueError as exc:
-            raise ValueError(f"diagnosis.{exc}") from None
 
     def with_search(self, **changes: Any) -> ExperimentSpec:
         """Return a copy with some `search:` fields replaced (CLI overrides), re-validated."""

@@ -23,6 +23,11 @@ class TaskKind:
     curve_metric: str  # logged per epoch beside the loss (train and val_ prefixed)
     is_classification: bool
 
+    @property
+    def headline_metric(self) -> str:
+        """The one test metric a study's summary and comparisons lead with."""
+        return "test_accuracy" if self.is_classification else "test_rmse"
+
     def output_units(self, n_classes: int | None) -> int:
         if self.name == "multiclass":
             if not n_classes or n_classes < 2:

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from common.errors import FitscopeError
+from common.masking import mask_text
 from fitscope.commands import COMMAND_MODULES
 
 
@@ -41,8 +43,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # TensorFlow's C++ start-up chatter (CUDA probes, graph attribute notes) is noise here
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1" if getattr(args, "verbose", False) else "3")
-    from fitscope.errors import FitscopeError
-    from fitscope.masking import mask_text
 
     try:
         return int(args.handler(args))

@@ -7,7 +7,7 @@ import logging
 import shlex
 import sys
 
-from fitscope.masking import mask_text
+from common.masking import mask_text
 
 
 def command_line() -> str:

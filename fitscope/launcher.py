@@ -3,7 +3,7 @@
 The launcher does what must happen once: opens the study and its MLflow parent run, loads (and
 if needed downloads) the data once so the workers find it cached, starts a local `mlflow
 server` over the user's tracking store (unless that already is a server), and then supervises
-`fitscope worker` processes (search/supervisor.py). At the end it writes any run a dead worker
+`fitscope worker` processes (fitscope/supervisor.py). At the end it writes any run a dead worker
 could not, summarises and closes the parent, and stops the server, also on Ctrl-C or an error.
 
 Storage for parallel runs on one machine: the study's own RDB storage (SQLite by default),
@@ -28,18 +28,26 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fitscope import settings as defaults
-from fitscope.errors import FitscopeError
-from fitscope.masking import mask_url
+from common.errors import FitscopeError
+from common.masking import mask_url
+from fitscope import session
 from fitscope.preflight import check_study_outputs
+from fitscope.supervisor import Supervisor
+from fitscope.workers import parse_gpus, plan_workers, visible_gpus
+from search.budget import TrialBudget
+from search.interrupts import InterruptGuard
+from search.record import record_from_trial
+from search.storage import open_storage
+from search.study import open_study
+from tracking.server import LocalMlflowServer, is_http
 
 if TYPE_CHECKING:
     import optuna
 
     from experiments.spec import ExperimentSpec
+    from fitscope.report_observer import ReportObserver
     from search.study import StudySettings
-    from tracking.report_observer import ReportObserver
-    from tracking.study_tracker import MlflowStudyTracker
+    from tracking.live import MlflowObserver
 
 
 def launch(
@@ -51,19 +59,6 @@ def launch(
         >>> main(["search", "iris", "--workers", "2", "--trials", "6"])  # doctest: +SKIP
         0
     """
-    from experiments.data import load_dataset
-    from search.budget import TrialBudget
-    from search.interrupts import InterruptGuard
-    from search.record import record_from_trial
-    from search.study import open_study
-    from search.supervisor import Supervisor
-    from search.workers import parse_gpus, plan_workers, visible_gpus
-    from tracking.console import ConsoleReporter
-    from tracking.diagnosis import baseline_loss
-    from tracking.report_observer import ReportObserver
-    from tracking.server import LocalMlflowServer, is_http
-    from tracking.study_tracker import MlflowStudyTracker
-
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # N workers, 1 terminal
     # the launcher trains nothing, but reading the environment fingerprint starts the Keras
     # backend: it must not take the GPU memory its workers need
@@ -76,36 +71,31 @@ def launch(
     slots = plan_workers(count, gpus, per_gpu)
     devices = f"GPUs {','.join(gpus)}" if gpus else f"CPU, {slots[0].threads} thread(s) each"
     print(f"  {count} worker{'s' if count > 1 else ''} ({devices})", flush=True)
-    check_study_outputs(tracking, settings.runs_dir,
-               defaults.reports_dir(spec.name, settings.study_name))
+    check_study_outputs(tracking, settings.runs_dir, session.reports_dir(spec, settings))
 
     server = None
-    tracker: MlflowStudyTracker | None = None
+    current: session.StudySession | None = None
+    tracker: MlflowObserver | None = None
     report: ReportObserver | None = None
     study: optuna.Study | None = None
     outcome = "failed"
     try:
-        study = open_study(spec, settings)
-        if is_http(tracking):
-            uri = tracking
-        else:
+        storage = open_storage(settings.storage)
+        study = open_study(spec, settings, storage=storage)
+        uri = tracking
+        if not is_http(tracking):
             # serve the user's own store, so runs land where `make ui` and later searches look
             server = LocalMlflowServer(tracking, log_path=settings.runs_dir / "mlflow-server.log")
             server.start()  # answers in 10-30 s: load the data meanwhile
-        data = load_dataset(spec, args.data_dir)
-        print(f"  data: {data.split_note}; {data.n_features} features", flush=True)
-        baseline = baseline_loss(spec.task, data.y_train, data.n_classes)
+        current = session.load_session(spec, settings, tracking, args.data_dir)
         if server is not None:
             server.wait_until_ready()
             uri = server.uri
             print(f"  mlflow server {uri} over {mask_url(tracking)} (stops with the study)",
                   flush=True)
-        tracker = MlflowStudyTracker(uri, spec, settings, data.class_names, baseline,
-                                     data_sha256=data.sha256(), role="launcher")
+        tracker = current.mlflow("launcher", uri)
         tracker.on_study_start(study, spec)
-        report = ReportObserver(defaults.reports_dir(spec.name, settings.study_name), uri,
-                                settings.storage, settings.command, data.class_names,
-                                dict(spec.diagnosis))
+        report = current.report(uri)
         report.on_study_start(study, spec)
         experiment = _experiment_arg(args.experiment)
 
@@ -125,7 +115,7 @@ def launch(
             tracker.on_trial_end(study, record_from_trial(trial))
 
         supervisor = Supervisor(
-            study, TrialBudget(settings.trials), slots, worker_argv,
+            study, storage, TrialBudget(settings.trials), slots, worker_argv,
             # secrets travel in the environment, never on a command line others can read
             env={"FITSCOPE_STORAGE": settings.storage, "MLFLOW_TRACKING_URI": uri},
             on_trial_failed=write_failed_run, timeout=settings.timeout,
@@ -138,18 +128,9 @@ def launch(
         with guard:
             guard.hold()  # closing the runs is short; a Ctrl-C now would leave them RUNNING
             try:
-                if tracker is not None and study is not None:
+                if current is not None and tracker is not None and study is not None:
                     tracker.on_study_end(study, outcome)
-                    headline = "test_accuracy" if spec.task != "regression" else "test_rmse"
-                    console = ConsoleReporter(
-                        settings.trials, headline, tracker.baseline_loss, dict(spec.diagnosis),
-                        hints=lambda: [
-                            f"MLflow: experiment {spec.name}, parent run "
-                            f"{tracker.parent_run_id if tracker else '?'}; open `make ui`",
-                            f"resume or extend: {settings.command}",
-                        ],
-                    )
-                    print(console.summary(study, outcome), flush=True)
+                    print(current.console(tracker).summary(study, outcome), flush=True)
                     if report is not None:
                         report.on_study_end(study, outcome)
             finally:

@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from fitscope.errors import FitscopeError, TrackingError
+from common.errors import FitscopeError, TrackingError
+from experiments.tasks import task_kind
+from search import record as trial_record
 from search.storage import open_storage
 from search.study import default_study_name, observed
 
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
     from experiments.spec import ExperimentSpec
     from search.study import StudyObserver, StudySettings
 
-ENGINE = "kerastuner"
+ENGINE = trial_record.KERASTUNER
 TUNERS = ("hyperband", "random", "bayesian")
 # Like Optuna's catch=(Exception,): failed trials never end the study (KerasTuner's default is 3)
 NEVER = 2**31 - 1
@@ -134,15 +136,16 @@ def open_record_study(spec: ExperimentSpec, settings: StudySettings, tuner: str)
         load_if_exists=True,
     )
     attrs = study.user_attrs
-    if "experiment" not in attrs:
-        study.set_user_attr("experiment", spec.name)
-        study.set_user_attr("spec", spec.model_dump(mode="json"))
-        study.set_user_attr("seed", settings.seed)
-        study.set_user_attr("engine", ENGINE)
-        study.set_user_attr("tuner", tuner)
-        study.set_user_attr("engine_labels", engine_labels(tuner))
-    elif (attrs.get("engine"), attrs.get("tuner")) != (ENGINE, tuner):
-        owner = attrs.get("engine", "optuna") + (f" {attrs['tuner']}" if "tuner" in attrs else "")
+    if trial_record.EXPERIMENT not in attrs:
+        study.set_user_attr(trial_record.EXPERIMENT, spec.name)
+        study.set_user_attr(trial_record.SPEC, spec.model_dump(mode="json"))
+        study.set_user_attr(trial_record.SEED, settings.seed)
+        study.set_user_attr(trial_record.ENGINE, ENGINE)
+        study.set_user_attr(trial_record.TUNER, tuner)
+        study.set_user_attr(trial_record.ENGINE_LABELS, engine_labels(tuner))
+    elif (attrs.get(trial_record.ENGINE), attrs.get(trial_record.TUNER)) != (ENGINE, tuner):
+        owner = attrs.get(trial_record.ENGINE, "optuna") + (
+            f" {attrs[trial_record.TUNER]}" if trial_record.TUNER in attrs else "")
         raise TrackingError(
             f"study {settings.study_name} holds trials of the {owner} engine; KerasTuner "
             f"{tuner} cannot add to it: choose another --study"
@@ -166,7 +169,6 @@ def run_kerastuner(
     """
     import keras
 
-    from experiments.tasks import task_kind
     from search.hypermodel import SpaceHyperModel
     from search.kerastuner_tuner import FitscopeTuner
 

@@ -22,10 +22,12 @@ import keras
 import keras_tuner
 import optuna
 
+from common.text import last_line
+from experiments.tasks import task_kind
+from search import record as trial_record
 from search.callbacks import EpochRecorder
 from search.hypermodel import SpaceHyperModel, replay
-from search.kerastuner_engine import ENGINE
-from search.record import record_from_trial
+from search.record import fit_attrs, is_best_so_far, record_from_trial
 from search.seeding import trial_seed
 from search.study import Objective, describe_failure, worker_id
 
@@ -136,7 +138,6 @@ class FitscopeTuner(keras_tuner.Tuner):
     def run_trial(
         self, trial: keras_tuner.engine.trial.Trial, *args: Any, **kwargs: Any
     ) -> dict[str, float]:
-        from experiments.tasks import task_kind
         from search.training import Diverged, fit_candidate
 
         outcome = self.outcome or _Outcome(trial.trial_id, datetime.datetime.now())
@@ -146,7 +147,7 @@ class FitscopeTuner(keras_tuner.Tuner):
             outcome.params = params.flat()
             seed = trial_seed(self.settings.seed, int(trial.trial_id))
             epochs = self._epochs(values)
-            outcome.settings = {**self.objective._settings(seed), "max_epochs": epochs,
+            outcome.settings = {**self.objective.trial_settings(seed), "max_epochs": epochs,
                                 **self._engine_settings(trial.trial_id, values)}
             callbacks: list[keras.callbacks.Callback] = []
             if "tuner/trial_id" in values:
@@ -181,7 +182,7 @@ class FitscopeTuner(keras_tuner.Tuner):
         done = self.oracle.get_trial(trial.trial_id)
         complete = done.status == COMPLETED
         if not complete and outcome.fail_reason is None:
-            outcome.fail_reason = _last_line(done.message) or f"KerasTuner: {done.status}"
+            outcome.fail_reason = last_line(done.message) or f"KerasTuner: {done.status}"
         self._record(outcome, "COMPLETE" if complete and outcome.result else "FAIL")
 
     def _epochs(self, values: dict[str, Any]) -> int:
@@ -192,7 +193,8 @@ class FitscopeTuner(keras_tuner.Tuner):
         return self.spec.train.max_epochs
 
     def _engine_settings(self, trial_id: str, values: dict[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {"engine": ENGINE, "tuner": self.kind, "kt_trial_id": trial_id}
+        out: dict[str, Any] = {
+            "engine": trial_record.KERASTUNER, "tuner": self.kind, "kt_trial_id": trial_id}
         names = {"tuner/epochs": "kt_epochs", "tuner/initial_epoch": "kt_initial_epoch",
                  "tuner/bracket": "kt_bracket", "tuner/round": "kt_round",
                  # the trial whose weights this one continues: its curve starts where that ended
@@ -205,7 +207,7 @@ class FitscopeTuner(keras_tuner.Tuner):
         assert result is not None
         if self.kind == "hyperband":  # the next round of this configuration starts from these
             result.model.save_weights(self._get_checkpoint_fname(trial_id))
-        if Objective._is_best_so_far(self.study, result.best_val_loss):
+        if is_best_so_far(self.study, result.best_val_loss):
             # only candidates that beat the study's best are saved: the parent run logs the best
             path = self.settings.runs_dir / f"kt-trial-{trial_id}.keras"
             result.model.save(path)
@@ -230,20 +232,15 @@ def _frozen_trial(outcome: _Outcome, state: str) -> optuna.trial.FrozenTrial:
     result = outcome.result
     history = outcome.recorder.history
     attrs: dict[str, Any] = {
-        "params": outcome.params,
-        "settings": outcome.settings,
-        "worker": worker_id(),
-        "history": history,
+        trial_record.PARAMS: outcome.params,
+        trial_record.SETTINGS: outcome.settings,
+        trial_record.WORKER: worker_id(),
+        trial_record.HISTORY: history,
     }
     if result is not None and state == "COMPLETE":
-        attrs.update(
-            best_epoch=result.best_epoch, best_val_loss=result.best_val_loss,
-            n_params=result.n_params, train_seconds=result.train_seconds, test=result.test,
-            model_summary=result.model_summary, confusion_matrix=result.confusion_matrix,
-            classification_report=result.classification_report, model_path=outcome.model_path,
-        )
+        attrs.update(fit_attrs(result, outcome.model_path))
     if outcome.fail_reason and state == "FAIL":
-        attrs["fail_reason"] = outcome.fail_reason
+        attrs[trial_record.FAIL_REASON] = outcome.fail_reason
     searched = outcome.searched
     frozen = optuna.trial.create_trial(
         state=optuna.trial.TrialState[state],
@@ -258,8 +255,3 @@ def _frozen_trial(outcome: _Outcome, state: str) -> optuna.trial.FrozenTrial:
     )
     frozen.datetime_start = outcome.started  # the record's duration is the trial's
     return frozen
-
-
-def _last_line(message: str | None) -> str:
-    lines = (message or "").strip().splitlines()
-    return lines[-1][:300] if lines else ""

@@ -12,8 +12,10 @@ from typing import Any
 
 import optuna
 
-from fitscope.errors import TrackingError
-from fitscope.masking import mask_url
+from common.errors import OutputError, TrackingError
+from common.folders import writable_dir
+from common.masking import mask_url
+from common.text import first_line
 
 JOURNAL_PREFIX = "journal:"
 
@@ -74,7 +76,7 @@ def open_storage(
                 time.sleep(0.5 + random.random())
                 continue
             raise TrackingError(
-                f"cannot open storage {mask_url(url)}: {_first_line(exc)}"
+                f"cannot open storage {mask_url(url)}: {first_line(exc)}"
             ) from None
     raise AssertionError("unreachable")
 
@@ -137,15 +139,8 @@ def sqlalchemy_url(url: str) -> str:
 
 
 def _check_parent_writable(path: Path, url: str) -> None:
-    from fitscope.errors import OutputError
-    from fitscope.preflight import writable_dir
 
     try:  # writes a probe file: os.access says yes to root even where nothing can be written
         writable_dir(path.expanduser().resolve().parent, "directory", create=False)
     except OutputError as exc:
         raise TrackingError(f"storage {mask_url(url)}: {exc}") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -16,7 +16,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import optuna
 
-from search.record import TrialRecord, record_from_trial
+from experiments.tasks import task_kind
+from search import record as trial_record
+from search.interrupts import InterruptGuard, raise_if_interrupted
+from search.record import TrialRecord, fit_attrs, is_best_so_far, record_from_trial, settings_attrs
 from search.seeding import backend_versions, trial_seed
 from search.space import sample_params
 from search.storage import open_storage
@@ -108,10 +111,10 @@ def open_study(
         direction="minimize",
         load_if_exists=True,
     )
-    if "experiment" not in study.user_attrs:
-        study.set_user_attr("experiment", spec.name)
-        study.set_user_attr("spec", spec.model_dump(mode="json"))
-        study.set_user_attr("seed", settings.seed)
+    if trial_record.EXPERIMENT not in study.user_attrs:
+        study.set_user_attr(trial_record.EXPERIMENT, spec.name)
+        study.set_user_attr(trial_record.SPEC, spec.model_dump(mode="json"))
+        study.set_user_attr(trial_record.SEED, settings.seed)
     return study
 
 
@@ -129,17 +132,15 @@ class Objective:
         # CLI must be able to open a study and reject bad input before paying for that
         import keras
 
-        from experiments.tasks import task_kind
-        from search.interrupts import raise_if_interrupted
         from search.training import Diverged, fit_candidate
 
         raise_if_interrupted()  # never start a trial after a Ctrl-C, even a swallowed one
         # first, so a supervisor can tell whose trial this is if the process dies right away
-        trial.set_user_attr("worker", worker_id())
+        trial.set_user_attr(trial_record.WORKER, worker_id())
         params = sample_params(trial, self.spec.space)
         seed = trial_seed(self.settings.seed, trial.number)
-        trial.set_user_attr("params", params.flat())
-        trial.set_user_attr("settings", self._settings(seed))
+        trial.set_user_attr(trial_record.PARAMS, params.flat())
+        trial.set_user_attr(trial_record.SETTINGS, self.trial_settings(seed))
         callbacks: list[Any] = []
         if self.spec.search.pruner != "none":
             from optuna_integration import KerasPruningCallback
@@ -165,58 +166,32 @@ class Objective:
         except optuna.TrialPruned:
             raise
         except Diverged as exc:
-            trial.set_user_attr("fail_reason", str(exc))
+            trial.set_user_attr(trial_record.FAIL_REASON, str(exc))
             raise
         except KeyboardInterrupt:
-            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
+            trial.set_user_attr(trial_record.FAIL_REASON, "interrupted (Ctrl-C)")
             raise
         except Exception as exc:  # any other failure ends this trial only; the study goes on
-            trial.set_user_attr("fail_reason", describe_failure(exc))
+            trial.set_user_attr(trial_record.FAIL_REASON, describe_failure(exc))
             raise
         finally:
             saver.save(recorder.history)  # the partial curves of a pruned or failed trial too
             keras.backend.clear_session()
 
-    def _settings(self, seed: int) -> dict[str, Any]:
-        train = self.spec.train
-        return {
-            "seed": seed,
-            "max_epochs": train.max_epochs,
-            "patience": train.patience,
-            "deterministic": train.deterministic,
-            "steps_per_execution": train.steps_per_execution,
-            "study_seed": self.settings.seed,
-            "split_seed": self.spec.data.split_seed,  # train/val/test split: same for every trial
-            **self.backend,
-        }
+    def trial_settings(self, seed: int) -> dict[str, Any]:
+        """The `settings` attr of a trial with this seed (the KerasTuner engine shares it)."""
+        return settings_attrs(self.spec, seed, self.settings.seed, self.backend)
 
     def _keep(self, trial: optuna.Trial, result: Any) -> None:
-        attrs = {
-            "best_epoch": result.best_epoch,
-            "best_val_loss": result.best_val_loss,
-            "n_params": result.n_params,
-            "train_seconds": result.train_seconds,
-            "test": result.test,
-            "model_summary": result.model_summary,
-            "confusion_matrix": result.confusion_matrix,
-            "classification_report": result.classification_report,
-        }
-        if self._is_best_so_far(trial.study, result.best_val_loss):
+        model_path = None
+        if is_best_so_far(trial.study, result.best_val_loss):
             # only candidates that beat the study's best are saved: the parent run logs the best
             self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
             path = self.settings.runs_dir / f"trial-{trial.number:05d}.keras"
             result.model.save(path)
-            attrs["model_path"] = str(path.resolve())
-        for key, value in attrs.items():
-            if value is not None:
-                trial.set_user_attr(key, value)
-
-    @staticmethod
-    def _is_best_so_far(study: optuna.Study, value: float) -> bool:
-        try:
-            return value < study.best_value
-        except ValueError:  # no completed trial yet
-            return True
+            model_path = str(path.resolve())
+        for key, value in fit_attrs(result, model_path).items():
+            trial.set_user_attr(key, value)
 
 
 class _CurveSaver:
@@ -241,7 +216,7 @@ class _CurveSaver:
         if epochs == self.saved_epochs:
             return
         try:
-            self.trial.set_user_attr("history", history)
+            self.trial.set_user_attr(trial_record.HISTORY, history)
         except Exception as exc:  # called while a trial ends: never hide why it ended
             log.warning("trial %d: could not save its curves: %s", self.trial.number, exc)
             return
@@ -321,7 +296,6 @@ def observed(
     A Ctrl-C in the body is re-raised after the observers have closed what they opened; a
     second Ctrl-C while they close is held (see InterruptGuard) and raised once they are done.
     """
-    from search.interrupts import InterruptGuard
 
     for observer in observers:
         observer.on_study_start(study, spec)

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from common.errors import DataError
 from experiments.data.catalog import BUNDLED_DIR, IDX_DATASETS
 from experiments.data.locations import cache_dir, data_dir_from
-from fitscope.errors import DataError
 
 if TYPE_CHECKING:
     from tests.postgres import Cluster
@@ -56,8 +56,8 @@ def fashion_dir() -> Path:
     previous = os.environ.get("FITSCOPE_CACHE_DIR")
     os.environ["FITSCOPE_CACHE_DIR"] = str(USER_CACHE)
     try:
-        paths = [
-            resolve_named(name, data_dir_from(None), None, fashion.system_dirs, fashion.apt_package)[0]
+        found = [
+            resolve_named(name, data_dir_from(None), None, fashion.system_dirs, fashion.apt_package)
             for name in FASHION_FILES
         ]
     except DataError as err:
@@ -67,7 +67,7 @@ def fashion_dir() -> Path:
             os.environ.pop("FITSCOPE_CACHE_DIR", None)
         else:
             os.environ["FITSCOPE_CACHE_DIR"] = previous
-    folders = {path.parent for path in paths}
+    folders = {path.parent for path, _ in found}
     assert len(folders) == 1, f"Fashion-MNIST files split across {sorted(folders)}"
     return folders.pop()
 

@@ -20,6 +20,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from search.seeding import backend_versions
+
 PACKAGES = ("keras", "tensorflow", "jax", "torch", "numpy", "optuna", "mlflow", "scikit-learn")
 # Tags that describe the environment rather than the run: the ones a rerun compares.
 FINGERPRINT_PREFIX = "env."
@@ -64,8 +66,6 @@ def environment() -> dict[str, str]:
         >>> environment()["keras_backend"]  # doctest: +SKIP
         'tensorflow'
     """
-    from fitscope import __version__
-    from search.seeding import backend_versions
 
     backend = backend_versions()
     env = {
@@ -73,7 +73,7 @@ def environment() -> dict[str, str]:
         "os": f"{platform.system()} {platform.release()}",
         "cpu": cpu_name(),
         "gpu": gpu_name(backend["keras_backend"]),
-        "fitscope": __version__,
+        "fitscope": _project_version(),
         "keras_backend": backend["keras_backend"],
         "keras_backend_version": backend["keras_backend_version"],
     }
@@ -154,3 +154,14 @@ def _backend_gpus(backend: str) -> list[str]:
     except (ImportError, RuntimeError, ValueError):  # a broken driver must not stop tracking
         return []
     return []
+
+
+def _project_version() -> str:
+    """fitscope's installed version (read from its metadata: tracking sits below the CLI
+    package and must not import it)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("fitscope")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        return "unknown"

@@ -13,9 +13,9 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from fitscope.errors import TrackingError
-from fitscope.masking import mask_url
-from fitscope.preflight import writable_dir
+from common.errors import TrackingError
+from common.folders import writable_dir
+from common.masking import mask_url
 
 # MLflow retries a failed request 7 times with backoff factor 2 and waits 120 s per attempt:
 # minutes per call while a server is down, with a study stalled behind it. Two quick retries
@@ -50,7 +50,7 @@ def check_tracking_store(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
         >>> check_tracking_store("http://127.0.0.1:9", timeout=1)
         Traceback (most recent call last):
         ...
-        fitscope.errors.TrackingError: MLflow tracking server http://127.0.0.1:9 is not ...
+        common.errors.TrackingError: MLflow tracking server http://127.0.0.1:9 is not ...
 
     Raises:
         TrackingError: the server does not answer or a folder cannot be written.

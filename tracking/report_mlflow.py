@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tracking.study_tracker import PARENT_ATTR
+from search.record import MLFLOW_PARENT as PARENT_ATTR
 
 if TYPE_CHECKING:
     import optuna

@@ -23,8 +23,8 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-from fitscope.errors import TrackingError
-from fitscope.masking import mask_url
+from common.errors import TrackingError
+from common.masking import mask_url
 
 
 class LocalMlflowServer:

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from analysis.diagnosis import Diagnosis
+from reports import plots
 from search.record import TrialRecord
-from tracking import plots
-from tracking.diagnosis import Diagnosis, Thresholds, diagnose
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -26,16 +26,6 @@ if TYPE_CHECKING:
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 ROLE_TAG = "fitscope.role"
 STUDY_TAG = "fitscope.study"
-
-
-def diagnose_record(
-    record: TrialRecord, baseline: float | None, overrides: dict[str, Any]
-) -> Diagnosis | None:
-    """The fit diagnosis of a trial, or None when it has no curves to judge."""
-    loss, val = record.history.get("loss"), record.history.get("val_loss")
-    if not loss or not val or len(loss) != len(val):
-        return None
-    return diagnose(loss, val, baseline if baseline else float("nan"), Thresholds(**overrides))
 
 
 def log_trial_run(

@@ -8,7 +8,7 @@ import zlib
 from pathlib import Path
 from typing import Literal
 
-from fitscope.errors import DataError
+from common.errors import DataError
 
 Hashed = Literal["file", "gunzipped"]
 

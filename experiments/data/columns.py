@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from common.errors import DataError
 from experiments.data.tables import Table
-from fitscope.errors import DataError
 
 
 def feature_columns(

@@ -12,8 +12,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from common.errors import DataError
 from experiments.data.checksum import Hashed, read_payload, verify
-from fitscope.errors import DataError
 
 TIMEOUT_S = 60  # per socket operation; a stalled mirror fails instead of hanging a study
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import DataError
 from experiments.data.checksum import gunzip
-from fitscope.errors import DataError
 
 IDX_LABELS = 2049  # unsigned bytes, 1 dimension
 IDX_IMAGES = 2051  # unsigned bytes, 3 dimensions

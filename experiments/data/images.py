@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import DataError
 from experiments.data.catalog import IDX_DATASETS, IdxDataset
 from experiments.data.dataset import Dataset
 from experiments.data.idx import IDX_IMAGES, IDX_LABELS, parse_idx
@@ -16,7 +17,6 @@ from experiments.data.resolve import resolve_named
 from experiments.data.split import carve
 from experiments.data.targets import check_classes
 from experiments.spec import DataSpec
-from fitscope.errors import DataError
 
 
 def idx_dataset(task: str, data: DataSpec, data_dir: Path | None) -> Dataset:

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import DataError
 from experiments.data import array_cache
 from experiments.data.dataset import Dataset
 from experiments.data.locations import data_dir_from
 from experiments.spec import ExperimentSpec
-from fitscope.errors import DataError
 
 # One entry per (task, data spec, data dir): trials of a study share the arrays instead of
 # re-reading and re-fitting the preprocessing each time.

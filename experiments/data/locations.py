@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from fitscope.errors import DataError
+from common.errors import DataError
 
 
 def cache_dir() -> Path:

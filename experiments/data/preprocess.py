@@ -8,13 +8,13 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, OneHotEncoder, StandardScaler
 
+from common.errors import DataError
 from experiments.data.columns import feature_columns
 from experiments.data.dataset import Dataset
 from experiments.data.split import carve
 from experiments.data.tables import Table
 from experiments.data.targets import class_indices, regression_values
 from experiments.spec import DataSpec
-from fitscope.errors import DataError
 
 
 def tabular_dataset(table: Table, task: str, data: DataSpec) -> Dataset:

@@ -1,8 +1,9 @@
 """Turning a file name, path or URL from a spec into verified bytes.
 
 A name is looked up in the data dir, the package's own copy (small tabular files), the user
-cache and OS package dirs, then downloaded from the catalog's URL. Every file the catalog knows is checked against its sha256 wherever it was
-found; a spec's own `sha256` is checked the same way (and takes precedence).
+cache and OS package dirs, then downloaded from the catalog's URL. Every file the catalog knows
+is checked against its sha256 wherever it was found; a spec's own `sha256` is checked the same
+way (and takes precedence).
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
+from common.errors import DataError
 from experiments.data.catalog import BUNDLED_DIR, KNOWN_FILES
 from experiments.data.checksum import read_bytes, read_payload, verify
 from experiments.data.download import fetch, require_https
 from experiments.data.locations import cache_dir, locate, search_dirs
-from fitscope.errors import DataError
 
 
 def resolve_named(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fitscope.errors import DataError
+from common.errors import DataError
 
 
 def carve(

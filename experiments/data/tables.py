@@ -10,9 +10,9 @@ from typing import Any
 
 import pandas as pd
 
+from common.errors import DataError
 from experiments.data.resolve import resolve_csv
 from experiments.spec import DataSpec
-from fitscope.errors import DataError
 
 SKLEARN_DATASETS = ("iris",)
 GENERATED_DATASETS = ("xor",)

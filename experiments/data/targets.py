@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from common.errors import DataError
 from experiments.data.columns import as_numeric
-from fitscope.errors import DataError
 
 
 def class_indices(

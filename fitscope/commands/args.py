@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def positive_int(text: str) -> int:
@@ -35,8 +36,21 @@ def integer(text: str) -> int:
 def add_store_options(parser: argparse.ArgumentParser) -> None:
     """--study, --storage, --tracking-uri, --data-dir: where a study and its runs live."""
     parser.add_argument("--study", help="study name (default: derived from experiment and spec)")
-    parser.add_argument("--storage", help="Optuna storage URL (default: FITSCOPE_STORAGE or "
-                        "sqlite beside mlflow.db)")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI "
-                        "or sqlite:///mlflow.db)")
-    parser.add_argument("--data-dir", help="directory holding data files (FITSCOPE_DATA_DIR)")
+    add_options(parser, "storage", "tracking", "data")
+
+
+def add_options(parser: argparse.ArgumentParser, *names: str) -> None:
+    """The shared options by name: "storage", "tracking", "data", "verbose"."""
+    for name in names:
+        flag, kwargs = _OPTIONS[name]
+        parser.add_argument(flag, **kwargs)
+
+
+_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "storage": ("--storage", {"help": "Optuna storage URL (default: FITSCOPE_STORAGE or sqlite "
+                              "beside mlflow.db)"}),
+    "tracking": ("--tracking-uri", {"help": "MLflow tracking URI (default: MLFLOW_TRACKING_URI "
+                                    "or sqlite:///mlflow.db)"}),
+    "data": ("--data-dir", {"help": "directory holding data files (FITSCOPE_DATA_DIR)"}),
+    "verbose": ("--verbose", {"action": "store_true", "help": "show Keras' per-epoch output"}),
+}

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from experiments.registry import list_experiments as shipped
+from experiments.registry import load_spec
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     sub.add_parser("list", help="the experiments that ship, one line each").set_defaults(
@@ -15,7 +18,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def list_experiments(args: argparse.Namespace) -> int:
-    from experiments.registry import list_experiments as shipped
 
     for name, description in shipped():
         print(f"{name:<10} {description}")
@@ -24,8 +26,6 @@ def list_experiments(args: argparse.Namespace) -> int:
 
 def show(args: argparse.Namespace) -> int:
     import yaml
-
-    from experiments.registry import load_spec
 
     spec = load_spec(args.experiment)
     print(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False), end="")

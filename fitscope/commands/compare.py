@@ -10,23 +10,29 @@ search (no trial count), checked before each new trial as Optuna's timeout is. T
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.folders import writable_dir
+from experiments.tasks import task_kind
+from fitscope import session
 from fitscope import settings as defaults
-from fitscope.commands.args import integer, positive_float
+from fitscope.commands.args import add_options, integer, positive_float
+from fitscope.comparison import ComparisonRun, EngineResult, markdown_table, summarize_study
+from fitscope.invocation import quiet_libraries
 from fitscope.preflight import check_study_outputs
+from search.kerastuner_engine import require_kerastuner, run_kerastuner
+from search.study import StudySettings, default_study_name, open_study, run_study
+from tracking.fingerprint import environment, study_tags
 
 if TYPE_CHECKING:
     import optuna
 
-    from experiments.data import Dataset
     from experiments.spec import ExperimentSpec
-    from tracking.comparison import ComparisonRun, EngineResult
 
 DEFAULT_BUDGET = 600.0  # seconds per engine when neither --budget nor the spec's timeout says
 UNLIMITED = 2**31 - 1  # no trial count: the wall-clock budget alone ends each engine's search
@@ -43,47 +49,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=integer, help="study seed of both engines")
     parser.add_argument("--tuner", choices=("hyperband", "random", "bayesian"),
                         default="hyperband", help="KerasTuner's search (default hyperband)")
-    parser.add_argument("--storage", help="Optuna storage URL (default: FITSCOPE_STORAGE or "
-                        "sqlite beside mlflow.db)")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI "
-                        "or sqlite:///mlflow.db)")
-    parser.add_argument("--data-dir", help="directory holding data files (FITSCOPE_DATA_DIR)")
-    parser.add_argument("--verbose", action="store_true", help="show Keras' per-epoch output")
+    add_options(parser, "storage", "tracking", "data", "verbose")
     parser.set_defaults(handler=compare)
-
-
-@dataclass(frozen=True)
-class _Run:
-    """What both engines share: one spec, seed, budget, data set and set of stores."""
-
-    spec: ExperimentSpec
-    data: Dataset
-    budget: float
-    tracking: str
-    storage: str
-    command: str
-    baseline: float
-    verbose: bool
 
 
 def compare(args: argparse.Namespace) -> int:
     """Run both engines one after the other and write the side-by-side table."""
-    from experiments.registry import load_spec
-
-    spec = load_spec(args.experiment).with_search(seed=args.seed)
+    spec = session.experiment_spec(args.experiment, seed=args.seed)
     budget = float(args.budget or spec.search.timeout or DEFAULT_BUDGET)
-    from experiments.data import load_dataset
-    from experiments.tasks import task_kind
-    from fitscope.invocation import command_line, quiet_libraries
-    from search.kerastuner_engine import require_kerastuner
-    from search.study import default_study_name
-    from tracking.comparison import ComparisonRun
-    from tracking.diagnosis import baseline_loss
-    from tracking.fingerprint import study_tags
-
     require_kerastuner()
     quiet_libraries(args.verbose)
-    tracking = defaults.tracking_uri(args.tracking_uri)
+    tracking = session.tracking_uri(args.tracking_uri)
     started = datetime.datetime.now()
     base = f"{default_study_name(spec)}-compare-{started:%Y%m%d-%H%M%S}"
     engines = [("optuna", base), ("kerastuner", f"{base}-kt-{args.tuner}")]
@@ -94,27 +70,28 @@ def compare(args: argparse.Namespace) -> int:
     check_study_outputs(
         tracking, defaults.runs_dir(spec.name, base), defaults.experiment_reports_dir(spec.name)
     )
-    data = load_dataset(spec, args.data_dir)
-    print(f"  data: {data.split_note}; {data.n_features} features")
-    shared = _Run(spec, data, budget, tracking, defaults.storage_url(args.storage, tracking),
-                  command_line(), baseline_loss(spec.task, data.y_train, data.n_classes),
-                  args.verbose)
+    # one data set, seed, budget and command for both engines: each gets its own study
+    shared = session.load_session(spec, _settings(spec, tracking, base, args, budget), tracking,
+                                  args.data_dir)
     val_metric = f"val_{task_kind(spec.task).curve_metric}"
-    test_metric = "test_accuracy" if spec.task != "regression" else "test_rmse"
+    test_metric = shared.headline
     comparison = ComparisonRun(
         tracking, spec.name, f"compare-{started:%Y%m%d-%H%M%S}",
         params={"budget_seconds": budget, "seed": spec.search.seed, "tuner": args.tuner,
                 "spec_fingerprint": spec.fingerprint(), "optuna_study": engines[0][1],
                 "kerastuner_study": engines[1][1]},
-        tags=study_tags(shared.command, data.sha256()),
+        tags=study_tags(shared.settings.command, shared.data_sha256),
     )
     results: list[EngineResult] = []
     status, report = "FAILED", None
     try:
         for engine, study_name in engines:
-            results.append(_run_engine(shared, engine, study_name, args.tuner, comparison,
-                                       val_metric, test_metric))
-        report = _write_report(shared, results, headers, started, val_metric, test_metric)
+            engine_session = dataclasses.replace(
+                shared, settings=_settings(spec, tracking, study_name, args, budget))
+            results.append(_run_engine(engine_session, engine, args.tuner, comparison,
+                                       val_metric))
+        report = _write_report(shared, budget, results, headers, started, val_metric,
+                               test_metric)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -127,43 +104,36 @@ def compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings(
+    spec: ExperimentSpec, tracking: str, study_name: str, args: argparse.Namespace, budget: float
+) -> StudySettings:
+    # no trial count: the wall-clock budget alone ends each engine's search
+    return session.study_settings(spec, tracking, study_name, args.storage, verbose=args.verbose,
+                                  trials=UNLIMITED, timeout=budget)
+
+
 def _run_engine(
-    shared: _Run,
+    current: session.StudySession,
     engine: str,
-    study_name: str,
     tuner: str,
     comparison: ComparisonRun,
     val_metric: str,
-    test_metric: str,
 ) -> EngineResult:
-    from search.study import StudySettings
-    from tracking.comparison import summarize_study
-    from tracking.console import ConsoleReporter
-    from tracking.study_tracker import MlflowStudyTracker
-
-    spec = shared.spec
-    settings = StudySettings(
-        study_name=study_name, storage=shared.storage, trials=UNLIMITED, timeout=shared.budget,
-        seed=spec.search.seed, runs_dir=defaults.runs_dir(spec.name, study_name),
-        verbose=shared.verbose, command=shared.command,
-    )
-    tracker = MlflowStudyTracker(shared.tracking, spec, settings, shared.data.class_names,
-                                 shared.baseline, data_sha256=shared.data.sha256())
-    console = ConsoleReporter(None, test_metric, shared.baseline, dict(spec.diagnosis))
-    observers: list[Any] = [tracker, _NestUnder(comparison, tracker), console]
-    print(f"\n== {engine}: study {study_name}, budget {shared.budget:g}s")
+    spec, settings, data = current.spec, current.settings, current.data
+    assert data is not None
+    tracker = current.mlflow()
+    observers: list[Any] = [tracker, _NestUnder(comparison, tracker),
+                            current.console(tracker, total=None)]
+    print(f"\n== {engine}: study {settings.study_name}, budget {settings.timeout:g}s")
     clock = time.perf_counter()
     study: optuna.Study
     if engine == "optuna":
-        from search.study import open_study, run_study
-
-        study = run_study(spec, shared.data, settings, observers, open_study(spec, settings))
+        study = run_study(spec, data, settings, observers, open_study(spec, settings))
     else:
-        from search.kerastuner_engine import run_kerastuner
-
-        study = run_kerastuner(spec, shared.data, settings, observers, tuner)
+        study = run_kerastuner(spec, data, settings, observers, tuner)
     seconds = time.perf_counter() - clock
-    return summarize_study(study, engine, seconds, val_metric, test_metric, tracker.parent_run_id)
+    return summarize_study(study, engine, seconds, val_metric, current.headline,
+                           tracker.parent_run_id)
 
 
 class _NestUnder:
@@ -185,7 +155,8 @@ class _NestUnder:
 
 
 def _write_report(
-    shared: _Run,
+    shared: session.StudySession,
+    budget: float,
     results: list[EngineResult],
     headers: list[str],
     started: datetime.datetime,
@@ -193,10 +164,6 @@ def _write_report(
     test_metric: str,
 ) -> Path:
     """`reports/<experiment>/compare-<date>.md` (`-2`, `-3`... for later ones that day)."""
-    from fitscope.preflight import writable_dir
-    from tracking.comparison import markdown_table
-    from tracking.fingerprint import environment
-
     spec = shared.spec
     folder = writable_dir(defaults.experiment_reports_dir(spec.name), "reports dir")
     path = folder / f"compare-{started:%Y-%m-%d}.md"
@@ -209,7 +176,7 @@ def _write_report(
         f"# fitscope compare: {spec.name}",
         "",
         f"Same spec (`{spec.name}`, hash {spec.fingerprint()}), seed {spec.search.seed}, data and "
-        f"wall-clock budget of {shared.budget:g} s per engine, run one after the other on "
+        f"wall-clock budget of {budget:g} s per engine, run one after the other on "
         f"{env.get('cpu', 'this machine')} (Keras backend {env.get('keras_backend', '?')}), "
         f"started {started:%Y-%m-%d %H:%M}.",
         "",
@@ -219,7 +186,7 @@ def _write_report(
         "reported, never used to choose. Epochs trained count every trial's epochs (pruned "
         "trials' and Hyperband rounds' included); wall seconds include tracking.",
         "",
-        f"Reproduce: `{shared.command}`",
+        f"Reproduce: `{shared.settings.command}`",
         "",
     ])
     path.write_text(text, encoding="utf-8")

@@ -13,10 +13,11 @@ import contextlib
 import sys
 import warnings
 
+from common.errors import FitscopeError, TrackingError
+from common.masking import mask_url
 from fitscope import settings as defaults
 from fitscope.commands.ui import is_loopback, port_number
-from fitscope.errors import FitscopeError, TrackingError
-from fitscope.masking import mask_url
+from search.storage import open_storage
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080  # optuna-dashboard's own default; the MLflow UI keeps 5000
@@ -51,8 +52,6 @@ def dashboard(args: argparse.Namespace) -> int:
         raise FitscopeError("optuna-dashboard is not installed: pip install "
                             "'fitscope[dashboard]' (make install does)") from None
     import optuna
-
-    from search.storage import open_storage
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     storage = open_storage(url)  # journal files and PostgreSQL too, as `search` opens them

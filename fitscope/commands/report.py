@@ -7,9 +7,16 @@ import argparse
 import warnings
 from typing import TYPE_CHECKING
 
+from common.errors import TrackingError
+from common.masking import mask_url
+from common.text import first_line
+from experiments.registry import load_spec
 from fitscope import settings as defaults
-from fitscope.errors import TrackingError
-from fitscope.masking import mask_url
+from fitscope.commands.args import add_options
+from reports.report import ReportContext, build_report
+from search.storage import open_storage
+from search.study import default_study_name
+from tracking.report_mlflow import find_parent_run
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
@@ -24,23 +31,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("experiment", help="a shipped experiment name (see `list`) or a spec path")
     parser.add_argument("--study", help="study name (default: the spec's default study if it "
                         "exists, else the experiment's most recent study in the storage)")
-    parser.add_argument("--storage", help="Optuna storage URL (default: FITSCOPE_STORAGE or "
-                        "sqlite beside mlflow.db)")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI "
-                        "or sqlite:///mlflow.db)")
+    add_options(parser, "storage", "tracking")
     parser.set_defaults(handler=report)
 
 
 def report(args: argparse.Namespace) -> int:
     """Build the report of one study and print where it is."""
-    from experiments.registry import load_spec
-
     spec = load_spec(args.experiment)
     import optuna
-
-    from search.storage import open_storage
-    from tracking.report import ReportContext, build_report
-    from tracking.report_mlflow import find_parent_run
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -58,7 +56,7 @@ def report(args: argparse.Namespace) -> int:
     try:
         parent = find_parent_run(tracking, study)
     except Exception as exc:  # MLflow raises many types for an unreachable store or lost run
-        print(f"MLflow parent run not reachable in {mask_url(tracking)} ({_first_line(exc)}); "
+        print(f"MLflow parent run not reachable in {mask_url(tracking)} ({first_line(exc)}); "
               "the report is built from the Optuna storage alone")
         parent = None
     context = ReportContext(
@@ -83,8 +81,6 @@ def _default_study(spec: ExperimentSpec, storage: BaseStorage) -> str:
 
     import optuna
 
-    from search.study import default_study_name
-
     summaries = optuna.get_all_study_summaries(storage)
     wanted = default_study_name(spec)
     if any(s.study_name == wanted for s in summaries):
@@ -105,8 +101,3 @@ def _exists(path: str) -> bool:
     from pathlib import Path
 
     return Path(path).is_file()
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:300] if lines else type(exc).__name__

@@ -9,12 +9,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shlex
-import sys
 from pathlib import Path
 
-from fitscope import settings as defaults
-from fitscope.masking import mask_url
+from analysis.rerun_compare import compare, environment_differences, report
+from common.errors import RerunError
+from common.masking import mask_url
+from fitscope import session
+from fitscope.commands.args import add_options
+from fitscope.invocation import command_line
+from fitscope.rerun import load_data, log_rerun, outcome_of_record, plan_rerun, retrain
+from tracking.fingerprint import fingerprint_of, run_tags
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,10 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "within 1e-6; 1: different; 2: cannot rerun.",
     )
     parser.add_argument("run_id", help="MLflow run id of a trial (a child run of a study)")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI "
-                        "or sqlite:///mlflow.db)")
-    parser.add_argument("--data-dir", help="directory holding data files (FITSCOPE_DATA_DIR)")
-    parser.add_argument("--verbose", action="store_true", help="show Keras' per-epoch output")
+    add_options(parser, "tracking", "data", "verbose")
     parser.set_defaults(handler=rerun)
 
 
@@ -37,12 +38,7 @@ def rerun(args: argparse.Namespace) -> int:
     """Rerun one trial; print the verdict; exit 0 (same), 1 (different) or 2 (cannot)."""
     from mlflow.tracking import MlflowClient
 
-    from fitscope.errors import RerunError
-    from tracking.fingerprint import fingerprint_of, run_tags
-    from tracking.rerun import load_data, log_rerun, outcome_of_record, plan_rerun, retrain
-    from tracking.rerun_compare import compare, environment_differences, report
-
-    tracking = defaults.tracking_uri(args.tracking_uri)
+    tracking = session.tracking_uri(args.tracking_uri)
     if tracking.startswith("sqlite:///") and not Path(tracking.removeprefix("sqlite:///")).is_file():
         # MlflowClient would create an empty store there and then not find the run
         raise RerunError(f"no MLflow store at {mask_url(tracking)} (--tracking-uri, "
@@ -60,7 +56,7 @@ def rerun(args: argparse.Namespace) -> int:
     )
     data = load_data(plan, args.data_dir)
     record = retrain(plan, data, verbose=args.verbose)
-    command = " ".join(shlex.quote(a) for a in ["fitscope", *sys.argv[1:]])
+    command = command_line()  # masked: it is recorded as the rerun's `command` tag
     rerun_id = log_rerun(client, plan, record, data, command)
     comparison = compare(plan.original, outcome_of_record(record, plan.spec))
     changes = environment_differences(fingerprint_of(plan.tags),

@@ -1,4 +1,4 @@
-"""`fitscope search EXP`: run or resume a study, composed from experiments/, search/, tracking/."""
+"""`fitscope search EXP`: run or resume a study (composed by fitscope/session.py)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,25 @@ import argparse
 import signal
 import sys
 
-from fitscope import settings as defaults
-from fitscope.commands.args import add_store_options, integer, positive_float, positive_int
-from fitscope.errors import FitscopeError
-from fitscope.invocation import command_line, quiet_libraries
-from fitscope.masking import mask_url
+from common.errors import FitscopeError
+from fitscope import session
+from fitscope.commands.args import (
+    add_options,
+    add_store_options,
+    integer,
+    positive_float,
+    positive_int,
+)
+from fitscope.invocation import quiet_libraries
+from fitscope.launcher import launch
 from fitscope.preflight import check_study_outputs
+from search.kerastuner_engine import (
+    kerastuner_study_name,
+    open_record_study,
+    require_kerastuner,
+    run_kerastuner,
+)
+from search.study import open_study, run_study
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="search engine (default optuna; kerastuner needs the [tuner] extra)")
     parser.add_argument("--tuner", choices=("hyperband", "random", "bayesian"),
                         help="KerasTuner's search with --engine kerastuner (default hyperband)")
-    parser.add_argument("--verbose", action="store_true", help="show Keras' per-epoch output")
+    add_options(parser, "verbose")
     parser.add_argument("--nondeterministic", action="store_true",
                         help="faster, not bitwise repeatable kernels (sets train.deterministic "
                         "false; runs record it as param deterministic)")
@@ -44,87 +57,38 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def search(args: argparse.Namespace) -> int:
     """Run (or resume) an Optuna study on one experiment, tracked in MLflow."""
-    from experiments.registry import load_spec
-
-    spec = load_spec(args.experiment).with_search(
-        trials=args.trials, timeout=args.timeout, seed=args.seed
-    )
-    if getattr(args, "nondeterministic", False):
-        # part of the spec, so it also gets its own default study name: a study stays all
-        # deterministic or all not, and its reproducibility claim holds for every trial
-        spec = spec.model_copy(
-            update={"train": spec.train.model_copy(update={"deterministic": False})}
-        )
-    from experiments.data import load_dataset
-    from search.study import StudySettings, default_study_name, open_study, run_study
-    from tracking.console import ConsoleReporter
-    from tracking.diagnosis import baseline_loss
-    from tracking.study_tracker import MlflowStudyTracker
-
+    spec = session.experiment_spec(args.experiment, args.trials, args.timeout, args.seed,
+                                   args.nondeterministic)
     quiet_libraries(args.verbose)
-    tracking = defaults.tracking_uri(args.tracking_uri)
+    tracking = session.tracking_uri(args.tracking_uri)
     tuner = _kerastuner_kind(args)  # None: the Optuna engine
-    if tuner:
-        from search.kerastuner_engine import kerastuner_study_name, open_record_study
-    study_name = args.study or (
-        kerastuner_study_name(spec, tuner) if tuner else default_study_name(spec)
-    )
-    settings = StudySettings(
-        study_name=study_name,
-        storage=defaults.storage_url(args.storage, tracking),
-        trials=spec.search.trials,
-        timeout=spec.search.timeout,
-        seed=spec.search.seed,
-        runs_dir=defaults.runs_dir(spec.name, study_name),
-        verbose=args.verbose,
-        command=command_line(),
-    )
-    print(
-        f"fitscope search {spec.name}: study {study_name}, {settings.trials} trials"
-        + (f", KerasTuner {tuner}" if tuner else "")
+    study_name = args.study or (kerastuner_study_name(spec, tuner) if tuner else None)
+    settings = session.study_settings(spec, tracking, study_name, args.storage,
+                                      verbose=args.verbose)
+    session.announce(
+        f"fitscope search {spec.name}", settings, tracking,
+        f", {settings.trials} trials" + (f", KerasTuner {tuner}" if tuner else "")
         + (f", timeout {settings.timeout:g}s" if settings.timeout else "")
-        + f", seed {settings.seed}\n  optuna storage {mask_url(settings.storage)}"
-        f"\n  mlflow tracking {mask_url(tracking)}"
+        + f", seed {settings.seed}",
     )
     if args.workers or args.gpus is not None or args.workers_per_gpu:
         if tuner:
             raise FitscopeError("--workers runs Optuna workers; KerasTuner runs in one process")
-        from fitscope.launcher import launch
-
         return launch(args, spec, settings, tracking)
-    check_study_outputs(tracking, settings.runs_dir, defaults.reports_dir(spec.name, study_name))
+    check_study_outputs(tracking, settings.runs_dir, session.reports_dir(spec, settings))
     study = open_record_study(spec, settings, tuner) if tuner else open_study(spec, settings)
-    data = load_dataset(spec, args.data_dir)
-    print(f"  data: {data.split_note}; {data.n_features} features")
-    baseline = baseline_loss(spec.task, data.y_train, data.n_classes)
-    tracker = MlflowStudyTracker(tracking, spec, settings, data.class_names, baseline,
-                                 data_sha256=data.sha256())
-    headline = "test_accuracy" if spec.task != "regression" else "test_rmse"
-    console = ConsoleReporter(
-        settings.trials, headline, baseline, dict(spec.diagnosis),
-        hints=lambda: [
-            f"MLflow: experiment {spec.name}, parent run {tracker.parent_run_id}; open `make ui`",
-            f"resume or extend: {settings.command}",
-        ],
-    )
-    from tracking.report_observer import ReportObserver
-
-    # last, so it sees the runs the tracker closed and prints after the console's summary
-    report = ReportObserver(defaults.reports_dir(spec.name, study_name), tracking,
-                            settings.storage, settings.command, data.class_names,
-                            dict(spec.diagnosis))
+    current = session.load_session(spec, settings, tracking, args.data_dir)
+    assert current.data is not None
     try:
         if tuner:
-            from search.kerastuner_engine import run_kerastuner
-
-            run_kerastuner(spec, data, settings, [tracker, console, report], tuner, study)
+            run_kerastuner(spec, current.data, settings, current.observers(), tuner, study)
         else:
-            run_study(spec, data, settings, [tracker, console, report], study=study)
+            run_study(spec, current.data, settings, current.observers(), study=study)
     except KeyboardInterrupt:
         # the runs are closed and the process is ending: a further Ctrl-C must not turn that
         # into a traceback (run_study held them while closing; this is the rest of the way out)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        print(f"\ninterrupted: run the same command again to resume study {study_name}",
+        print(f"\ninterrupted: run the same command again to resume study {settings.study_name}",
               file=sys.stderr)
         return 130
     return 0
@@ -136,7 +100,5 @@ def _kerastuner_kind(args: argparse.Namespace) -> str | None:
         if args.tuner:
             raise FitscopeError("--tuner applies to --engine kerastuner only")
         return None
-    from search.kerastuner_engine import require_kerastuner
-
     require_kerastuner()
     return str(args.tuner or "hyperband")

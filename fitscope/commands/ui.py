@@ -13,8 +13,11 @@ import ipaddress
 import os
 import sys
 
+from common.errors import TrackingError
+from common.masking import mask_url
 from fitscope import settings as defaults
-from fitscope.masking import mask_url
+from fitscope.commands.args import add_options
+from tracking.reachability import check_tracking_store
 
 DEFAULT_HOST = "127.0.0.1"
 NO_AUTH_WARNING = (
@@ -30,8 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "127.0.0.1: this machine only; anything else is open to the network, "
                         "without authentication)")
     parser.add_argument("--port", type=port_number, default=5000, help="port (default 5000)")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI "
-                        "or sqlite:///mlflow.db)")
+    add_options(parser, "tracking")
     parser.set_defaults(handler=ui)
 
 
@@ -76,9 +78,6 @@ def server_command(tracking_uri: str, host: str, port: int) -> list[str]:
 
 def ui(args: argparse.Namespace) -> int:
     """Replace this process by MLflow's server (so Ctrl-C and exit codes are MLflow's own)."""
-    from fitscope.errors import TrackingError
-    from tracking.reachability import check_tracking_store
-
     tracking = defaults.tracking_uri(args.tracking_uri)
     if tracking.startswith(("http://", "https://")):
         raise TrackingError(f"{mask_url(tracking)} is a tracking server already: open it in a "

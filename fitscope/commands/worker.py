@@ -10,6 +10,7 @@ marks it FAIL, queues its params again once and writes its MLflow run FAILED.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -17,14 +18,27 @@ import threading
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from fitscope import settings as defaults
-from fitscope.commands.args import add_store_options, integer, positive_float, positive_int
-from fitscope.masking import mask_url
+from fitscope import session
+from fitscope.commands.args import (
+    add_options,
+    add_store_options,
+    integer,
+    positive_float,
+    positive_int,
+)
+from fitscope.invocation import quiet_libraries
+from fitscope.workers import worker_sampler_seed
+from search.budget import SupervisorGate
+from search.record import record_from_trial
+from search.storage import Heartbeat, open_storage
+from search.study import make_sampler, open_study, run_study, worker_id
+from tracking.reachability import check_tracking_store
 
 if TYPE_CHECKING:
     import optuna
 
     from experiments.spec import ExperimentSpec
+    from reports.console import ConsoleReporter
     from search.record import TrialRecord
 
 
@@ -37,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--timeout", type=positive_float, help="stop starting trials after S s")
     parser.add_argument("--seed", type=integer, help="study seed (sampler and per-trial seeds)")
     add_store_options(parser)
-    parser.add_argument("--verbose", action="store_true", help="show Keras' per-epoch output")
+    add_options(parser, "verbose")
     parser.add_argument("--nondeterministic", action="store_true",
                         help="faster, not bitwise repeatable kernels (as for `search`)")
     parser.add_argument("--heartbeat", type=positive_int, metavar="S",
@@ -53,53 +67,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def worker(args: argparse.Namespace) -> int:
     """Run trials of a shared study until the budget, `--trials` or `--timeout` says stop."""
-    from experiments.registry import load_spec
-
-    spec = load_spec(args.experiment).with_search(
-        trials=args.trials, timeout=args.timeout, seed=args.seed
-    )
-    if args.nondeterministic:
-        spec = spec.model_copy(
-            update={"train": spec.train.model_copy(update={"deterministic": False})}
-        )
-    from experiments.data import load_dataset
-    from fitscope.invocation import command_line, quiet_libraries
-    from search.budget import SupervisorGate
-    from search.storage import Heartbeat, open_storage
-    from search.study import (
-        StudySettings,
-        default_study_name,
-        make_sampler,
-        open_study,
-        run_study,
-        worker_id,
-    )
-    from search.workers import worker_sampler_seed
-    from tracking.diagnosis import baseline_loss
-    from tracking.reachability import check_tracking_store
-    from tracking.study_tracker import MlflowStudyTracker
-
+    spec = session.experiment_spec(args.experiment, args.trials, args.timeout, args.seed,
+                                   args.nondeterministic)
     quiet_libraries(args.verbose)
     quiet_worker(args.verbose)
     supervised = args.supervisor_fds is not None
-    tracking = defaults.tracking_uri(args.tracking_uri)
-    study_name = args.study or default_study_name(spec)
-    timeout = os.environ.get("FITSCOPE_WORKER_TIMEOUT")  # what the supervisor's budget has left
-    settings = StudySettings(
-        study_name=study_name,
-        storage=defaults.storage_url(args.storage, tracking),
-        trials=spec.search.trials,
-        timeout=float(timeout) if timeout else spec.search.timeout,
-        seed=spec.search.seed,
-        runs_dir=defaults.runs_dir(spec.name, study_name),
-        verbose=args.verbose,
-        command=args.command or command_line(),
+    tracking = session.tracking_uri(args.tracking_uri)
+    left = os.environ.get("FITSCOPE_WORKER_TIMEOUT")  # what the supervisor's budget has left
+    settings = session.study_settings(
+        spec, tracking, args.study, args.storage, args.command, args.verbose,
+        timeout=float(left) if left else spec.search.timeout,
     )
     prefix = f"[{worker_id()}]"
     if not supervised:
-        print(f"fitscope worker {spec.name}: study {study_name}, up to {settings.trials} trials\n"
-              f"  optuna storage {mask_url(settings.storage)}\n"
-              f"  mlflow tracking {mask_url(tracking)}", flush=True)
+        session.announce(f"fitscope worker {spec.name}", settings, tracking,
+                         f", up to {settings.trials} trials")
     check_tracking_store(tracking)
     base = Heartbeat.from_env()
     heartbeat = Heartbeat(args.heartbeat or base.interval, args.grace or base.grace)
@@ -109,18 +91,15 @@ def worker(args: argparse.Namespace) -> int:
     # every worker with the study's seed would draw the same "random" startup trials: each gets
     # its own sampler seed (trial seeds still come from the study seed and the trial number)
     study.sampler = make_sampler(spec, worker_sampler_seed(settings.seed), constant_liar=True)
-    data = load_dataset(spec, args.data_dir)
-    baseline = baseline_loss(spec.task, data.y_train, data.n_classes)
-    tracker = MlflowStudyTracker(
-        tracking, spec, settings, data.class_names, baseline, data_sha256=data.sha256(),
-        role="worker" if supervised else "standalone",
-    )
+    current = session.load_session(spec, settings, tracking, args.data_dir, quiet=supervised)
+    assert current.data is not None
+    tracker = current.mlflow("worker" if supervised else "standalone")
     stale.tracker = tracker
     gate = SupervisorGate.from_arg(args.supervisor_fds) if supervised else None
-    observers: list[Any] = [HoldInterrupts(tracker), TrialLines(spec, baseline, prefix)]
+    observers: list[Any] = [HoldInterrupts(tracker), TrialLines(current.console(total=0), prefix)]
     signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's preemption stops it like Ctrl-C
     try:
-        run_study(spec, data, settings, observers, study=study, gate=gate)
+        run_study(spec, current.data, settings, observers, study=study, gate=gate)
     except KeyboardInterrupt:
         print(f"{prefix} interrupted", file=sys.stderr, flush=True)
         return 130
@@ -136,17 +115,13 @@ class StaleTrialRuns:
         self.tracker: Any = None  # set once MLflow is open; stale checks start with the trials
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        import dataclasses
-
-        from search.record import record_from_trial
-
         record = record_from_trial(trial)
         # the storage refuses attributes on a finished trial, so the reason goes to the run only
         reason = (f"worker {record.worker or '?'} sent no heartbeat for {self.grace} s "
                   "(machine or process died); its params were queued again")
         if self.tracker is not None:
             self.tracker.on_trial_end(study, dataclasses.replace(record, fail_reason=reason))
-        print(f"[{_me()}] trial {trial.number} of a dead worker marked FAIL and queued again",
+        print(f"[{worker_id()}] trial {trial.number} of a dead worker marked FAIL and queued again",
               flush=True)
 
 
@@ -182,11 +157,8 @@ class TrialLines:
     """One line per finished trial, prefixed with the worker (no progress bar: N workers share
     one terminal)."""
 
-    def __init__(self, spec: ExperimentSpec, baseline: float | None, prefix: str) -> None:
-        from tracking.console import ConsoleReporter
-
-        headline = "test_accuracy" if spec.task != "regression" else "test_rmse"
-        self.console = ConsoleReporter(0, headline, baseline, dict(spec.diagnosis))
+    def __init__(self, console: ConsoleReporter, prefix: str) -> None:
+        self.console = console
         self.prefix = prefix
 
     def on_study_start(self, study: optuna.Study, spec: ExperimentSpec) -> None:
@@ -210,9 +182,3 @@ def quiet_worker(verbose: bool) -> None:
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
-
-
-def _me() -> str:
-    from search.study import worker_id
-
-    return worker_id()

@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from common.errors import DataError
 from experiments.data import Dataset, array_cache, clear_cache, load_dataset
 from experiments.data.catalog import IDX_DATASETS
 from experiments.data.locations import cache_dir
 from experiments.data.resolve import resolve_csv, resolve_named
 from experiments.registry import load_spec, shipped_specs
 from experiments.spec import ExperimentSpec
-from fitscope.errors import DataError
 from tests.conftest import REPO, TABULAR
 from tests.experiments.test_data import BLOODFAT, BOSTON
 

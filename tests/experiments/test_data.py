@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import os
 import shutil
 import subprocess
 import sys
@@ -22,13 +21,13 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 
+from common.errors import DataError
 from experiments.data import Dataset, clear_cache, load_dataset
 from experiments.data.catalog import IDX_DATASETS, KNOWN_FILES
 from experiments.data.checksum import sha256_hex
 from experiments.data.download import fetch, install_download
 from experiments.data.idx import IDX_IMAGES, IDX_LABELS, parse_idx, read_idx
 from experiments.spec import ExperimentSpec
-from fitscope.errors import DataError
 from tests.conftest import FASHION_FILES, TABULAR
 
 DATA_DIR = TABULAR  # a data dir holding the real tabular files

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import SpecError
 from experiments.params import Choice, Fixed, Range
 from experiments.registry import list_experiments, load_spec, parse_spec
-from fitscope.errors import SpecError
 
 MINIMAL = {"name": "toy", "task": "binary", "data": {"source": "generated", "dataset": "xor"}}
 

@@ -15,9 +15,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 import fitscope.commands.ui as ui_command
+from common.masking import mask_text, mask_url
 from fitscope.cli import main
-from fitscope.masking import mask_text, mask_url
 from tests.conftest import write_spec
+from tests.postgres import Cluster
 from tests.processes import Fitscope, MlflowServer, free_port, wait_until
 
 SECRET = "s3cret-Pa55"
@@ -44,35 +45,78 @@ def test_storage_password_is_masked_in_output_and_errors(
     assert err.startswith("fitscope: error: cannot open storage postgresql://ann:***@127.0.0.1")
 
 
-@pytest.mark.slow  # a real MLflow server and a one-trial study
-def test_tracking_password_is_never_printed_or_recorded(
-    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+def run_cli(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *argv: str
+) -> tuple[int, str]:
+    """One in-process `fitscope` call as a user types it (sys.argv is what gets recorded)."""
+    monkeypatch.setattr(sys, "argv", ["fitscope", *argv])
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out + err
+
+
+def files_containing(folder: Path, secrets: tuple[str, ...]) -> list[Path]:
+    """Every file under `folder` (stores, artifacts, reports, logs) holding one of `secrets`."""
+    return [path for path in folder.rglob("*") if path.is_file()
+            and any(secret.encode() in path.read_bytes() for secret in secrets)]
+
+
+@pytest.mark.slow  # a real MLflow server, PostgreSQL and five commands that train
+def test_no_command_prints_or_records_a_password(
+    workdir: Path, postgres: Cluster, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """search, worker, sync, rerun and compare with a password in both URLs: it appears in no
+    terminal line, MLflow param, tag or artifact, report, or any file they wrote."""
+    storage = postgres.create_database("secrets")  # the cluster's real superuser password
+    secrets = (SECRET, postgres.password)
     server = MlflowServer(workdir)
     server.start()
     try:
         # credentials in the URL: MLflow's client sends them as HTTP basic auth
         uri = server.uri.replace("http://", f"http://ann:{SECRET}@")
-        spec = write_spec(workdir, "xor", train__max_epochs=2, train__patience=2)
-        argv = ["search", str(spec), "--trials", "1", "--tracking-uri", uri]
-        monkeypatch.setattr(sys, "argv", ["fitscope", *argv])  # recorded as the command tag
-        assert main(argv) == 0
-        out, err = capsys.readouterr()
+        spec = str(write_spec(workdir, "xor", train__max_epochs=2, train__patience=2))
+        stores = ["--storage", storage, "--tracking-uri", uri]
+        outputs = {}
+        for name, argv in {
+            "search": ["search", spec, "--trials", "1", *stores],
+            "worker": ["worker", spec, "--trials", "1", *stores],
+            "sync": ["sync", spec, *stores],
+            "compare": ["compare", spec, "--budget", "0.5", *stores],
+        }.items():
+            code, outputs[name] = run_cli(capsys, monkeypatch, *argv)
+            assert code == 0, outputs[name]
         client = MlflowClient(tracking_uri=server.uri)
         experiment = client.get_experiment_by_name("xor")
         assert experiment is not None
-        runs = client.search_runs([experiment.experiment_id])
+        trial = next(r for r in client.search_runs([experiment.experiment_id])
+                     if r.data.tags.get("fitscope.role") == "trial")
+        code, outputs["rerun"] = run_cli(capsys, monkeypatch, "rerun", trial.info.run_id,
+                                         "--tracking-uri", uri)
+        assert code == 0, outputs["rerun"]
+        runs = client.search_runs([experiment.experiment_id], max_results=1000)
+        artifacts = workdir / "downloaded"
+        for run in runs:
+            client.download_artifacts(run.info.run_id, "", str(artifacts / run.info.run_id))
     finally:
         server.stop()
-    assert SECRET not in out + err
-    assert "mlflow tracking http://ann:***@127.0.0.1" in out
-    assert len(runs) == 2  # the parent and the trial's run
+
+    for name, text in outputs.items():
+        assert not [s for s in secrets if s in text], f"{name} printed a password:\n{text}"
+        assert "mlflow tracking http://ann:***@127.0.0.1" in text or name == "compare", name
+    roles = {r.data.tags.get("fitscope.role") for r in runs}
+    assert {"study", "trial", "rerun", "comparison"} <= roles
     for run in runs:
         recorded = {**run.data.params, **run.data.tags}
-        leaks = {k: v for k, v in recorded.items() if SECRET in v}
+        leaks = {k: v for k, v in recorded.items() if any(s in v for s in secrets)}
         assert leaks == {}, leaks
-    parent = next(r for r in runs if r.data.tags.get("fitscope.role") == "study")
-    assert "--tracking-uri http://ann:***@127.0.0.1" in parent.data.tags["command"]
+    commands = [r.data.tags["command"] for r in runs if "command" in r.data.tags]
+    assert any(c.startswith("fitscope rerun ") for c in commands)
+    assert all("--tracking-uri http://ann:***@127.0.0.1" in c for c in commands), commands
+    assert (workdir / "reports").is_dir() and any(artifacts.rglob("*.html"))
+    # the MLflow server's own database and artifact store, the downloaded artifacts, the
+    # reports and the runs folder: nothing anywhere holds either password
+    assert files_containing(workdir, secrets) == []
 
 
 # --- fitscope ui -------------------------------------------------------------------------------

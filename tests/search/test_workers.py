@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from fitscope.supervisor import describe_exit
+from fitscope.workers import parse_gpus, plan_workers
 from search.budget import TrialBudget
-from search.supervisor import describe_exit
-from search.workers import parse_gpus, plan_workers
 from tests.conftest import write_spec
 from tests.study_checks import (
     alive,

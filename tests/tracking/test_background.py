@@ -73,9 +73,9 @@ def test_a_tracker_writing_in_the_background_writes_the_same_runs_as_one_in_the_
     """Both watch one study: every child run of the writer thread equals the foreground one."""
     from experiments.data import load_dataset
     from experiments.registry import load_spec
+    from fitscope.session import session_for
     from search.study import StudySettings, run_study
     from tests.conftest import mlflow_runs, write_spec
-    from tracking.study_tracker import MlflowStudyTracker
 
     spec = load_spec(str(write_spec(workdir, "xor", train__max_epochs=4, train__patience=4)))
     data = load_dataset(spec)
@@ -83,8 +83,8 @@ def test_a_tracker_writing_in_the_background_writes_the_same_runs_as_one_in_the_
                              trials=3, timeout=None, seed=3, runs_dir=workdir / "runs")
     uris = {mode: f"sqlite:///{workdir / f'{mode}.db'}" for mode in ("background", "foreground")}
     trackers = [
-        MlflowStudyTracker(uris[mode], spec, settings, data.class_names, 0.69,
-                           log_best_model=False, background=mode == "background")
+        session_for(spec, settings, uris[mode], data).mlflow(
+            log_best_model=False, background=mode == "background")
         for mode in uris
     ]
     run_study(spec, data, settings, trackers)

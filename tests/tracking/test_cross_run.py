@@ -6,12 +6,12 @@ import math
 from pathlib import Path
 from typing import Any
 
+from analysis.diagnosis import diagnose
+from analysis.fit_summary import fit_counts, fit_summary_text, param_by_fit
+from analysis.judged import JudgedTrial
+from analysis.leaderboard import leaderboard
+from reports.overlay import curves_overlay, wants_log_scale
 from search.record import TrialRecord
-from tracking.diagnosis import diagnose
-from tracking.fit_summary import fit_counts, fit_summary_text, param_by_fit
-from tracking.judged import JudgedTrial
-from tracking.leaderboard import leaderboard
-from tracking.overlay import curves_overlay, wants_log_scale
 
 
 def judged(number: int, state: str, val: list[float], **params: Any) -> JudgedTrial:

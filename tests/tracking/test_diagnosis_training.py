@@ -10,12 +10,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from analysis.diagnosis import Diagnosis, baseline_loss, diagnose
 from experiments.data import load_dataset
 from experiments.registry import load_spec
 from experiments.spec import TrainSpec
 from experiments.tasks import task_kind
 from search.params import TrialParams
-from tracking.diagnosis import Diagnosis, baseline_loss, diagnose
 
 SEED = 1
 

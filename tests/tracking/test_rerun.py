@@ -16,9 +16,9 @@ from mlflow.tracking import MlflowClient
 from experiments.data import clear_cache, load_dataset
 from experiments.registry import load_spec
 from fitscope.cli import main
+from fitscope.rerun import as_written, spec_from_params
 from tests.conftest import TABULAR, mlflow_runs, write_spec
-from tracking.rerun import as_written, spec_from_params
-from tracking.study_tracker import SPEC_ARTIFACT
+from tracking.study_runs import SPEC_ARTIFACT
 
 FINGERPRINT = ("env.python", "env.keras_version", "env.keras_backend", "env.keras_backend_version",
                "env.tensorflow_version", "env.numpy_version", "env.optuna_version",

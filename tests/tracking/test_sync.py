@@ -14,10 +14,10 @@ from mlflow.tracking import MlflowClient
 
 from experiments.registry import load_spec
 from fitscope.cli import main
+from search.record import MLFLOW_PARENT_STATUS as PARENT_STATUS_ATTR
 from search.study import default_study_name
 from tests.conftest import mlflow_runs, write_spec
 from tests.processes import Fitscope, MlflowServer, wait_until
-from tracking.study_tracker import PARENT_STATUS_ATTR
 
 
 def finished_xor_study(workdir: Path, tracking_uri: str, trials: int = 2) -> tuple[Path, str]:

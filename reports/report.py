@@ -18,19 +18,21 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from analysis.fit_summary import fit_counts, fit_summary_text, param_by_fit
+from analysis.judged import JudgedTrial, judged_trials, study_baseline, study_spec
+from analysis.leaderboard import leaderboard, write_leaderboard
+from experiments.tasks import task_kind
+from experiments.thresholds import FitThresholds
+from reports import plots
+from reports import report_html as h
+from reports.optuna_views import optuna_views, write_views
+from reports.overlay import COLOURS, curves_overlay
+from search.record import CLASS_NAMES as CLASS_NAMES_ATTR
 from search.record import TrialRecord
-from tracking import plots
-from tracking import report_html as h
-from tracking.diagnosis import Thresholds
-from tracking.fit_summary import fit_counts, fit_summary_text, param_by_fit
-from tracking.judged import JudgedTrial, judged_trials, study_baseline, study_spec
-from tracking.leaderboard import leaderboard, write_leaderboard
-from tracking.optuna_views import optuna_views, write_views
-from tracking.overlay import COLOURS, curves_overlay
 
 if TYPE_CHECKING:
     import optuna
@@ -38,7 +40,6 @@ if TYPE_CHECKING:
 REPORT_FILE = "report.html"
 # anchors of the sections, in page order (tests and links rely on them)
 SECTIONS = ("summary", "leaderboard", "fit-summary", "overlay", "best-trial", "optuna-views")
-CLASS_NAMES_ATTR = "class_names"
 
 
 @dataclass(frozen=True)
@@ -186,11 +187,10 @@ def _fit_summary(
         return h.note("no finished trial yet")
     by_param = param_by_fit(trials)
     chosen = dict(overrides if overrides is not None else spec.get("diagnosis") or {})
-    defaults = Thresholds()
+    changed = FitThresholds(**chosen).changed()
     thresholds = [
-        (f.name, f"{getattr(defaults, f.name):g}" + (f" → {chosen[f.name]:g} (spec)"
-                                                     if f.name in chosen else ""))
-        for f in fields(Thresholds)
+        (name, f"{default:g}" + (f" → {changed[name]:g} (spec)" if name in changed else ""))
+        for name, default in FitThresholds().model_dump().items()
     ]
     return (
         "<h3>Trials per fit class</h3>" + h.frame_table(counts, index=True)
@@ -210,7 +210,6 @@ def _best_trial(
 ) -> str:
     if best is None:
         return h.note("no complete trial yet")
-    from experiments.tasks import task_kind
 
     record = best.record
     metric = task_kind(spec["task"]).curve_metric if spec.get("task") else "loss"

@@ -17,9 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from analysis.diagnosis import Diagnosis, diagnose_record
 from search.record import TrialRecord, record_from_trial
-from tracking.diagnosis import Diagnosis
-from tracking.trial_run import diagnose_record
 
 if TYPE_CHECKING:
     import optuna

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.text import first_line
+
 if TYPE_CHECKING:
     import optuna
 
@@ -90,9 +92,9 @@ def _draw(key: str, title: str, plot: Callable[..., Any], study: optuna.Study) -
     # Optuna raises ValueError/RuntimeError for studies it cannot draw; its importance
     # evaluators can fail inside numpy/sklearn too. The note names it; the report goes on.
     except Exception as exc:
-        return View(key, title, note=f"Optuna could not draw it: {_first_line(exc)}")
+        return View(key, title, note=f"Optuna could not draw it: {first_line(exc)}")
     ignored = (DeprecationWarning, FutureWarning, ExperimentalWarning)  # API notes, not data
-    problems = [_first_line(w.message) for w in warned if not issubclass(w.category, ignored)]
+    problems = [first_line(w.message) for w in warned if not issubclass(w.category, ignored)]
     if not figure.data:
         return View(key, title, note="not drawn: " + (problems[0] if problems
                                                       else "no trial has values for it yet"))
@@ -102,8 +104,3 @@ def _draw(key: str, title: str, plot: Callable[..., Any], study: optuna.Study) -
         return View(key, title, note=f"not drawn: {problems[0]}")
     # other warnings ("the importance may be inaccurate") go under the figure
     return View(key, title, figure=figure, note=" ".join(problems))
-
-
-def _first_line(value: object) -> str:
-    lines = str(value).strip().splitlines()
-    return lines[0][:300] if lines else type(value).__name__

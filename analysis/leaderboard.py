@@ -2,7 +2,7 @@
 
 Example:
     >>> import optuna
-    >>> from tracking.judged import judged_trials
+    >>> from analysis.judged import judged_trials
     >>> leaderboard(judged_trials(optuna.create_study())).empty
     True
 """
@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tracking.judged import JudgedTrial
+from analysis.judged import JudgedTrial
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -3,7 +3,7 @@ distribute per class (do overfit trials have more units? underfit ones tiny lear
 
 Example:
     >>> import optuna
-    >>> from tracking.judged import judged_trials
+    >>> from analysis.judged import judged_trials
     >>> print(fit_summary_text(judged_trials(optuna.create_study())))
     fit summary: no finished trial yet
 """
@@ -16,9 +16,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from tracking.diagnosis import FIT_CLASSES
-from tracking.judged import NO_FIT, JudgedTrial
-from tracking.leaderboard import ordered_keys
+from analysis.diagnosis import FIT_CLASSES
+from analysis.judged import NO_FIT, JudgedTrial
+from analysis.leaderboard import ordered_keys
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -23,13 +23,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from analysis.diagnosis import baseline_loss, diagnose_record
+from analysis.rerun_compare import Outcome
+from common.errors import DataError, FitscopeError, RerunError
+from common.text import first_line
+from experiments.data import load_dataset
+from experiments.registry import parse_spec
 from experiments.spec import ExperimentSpec, TrainSpec
-from fitscope.errors import DataError, FitscopeError, RerunError
+from experiments.tasks import task_kind
 from search.params import TrialParams
-from search.record import TrialRecord
-from tracking.rerun_compare import Outcome
-from tracking.study_tracker import SPEC_ARTIFACT
-from tracking.trial_run import ROLE_TAG, STUDY_TAG
+from search.record import TrialRecord, record_from_fit
+from search.seeding import backend_versions
+from tracking.fingerprint import run_tags
+from tracking.study_runs import SPEC_ARTIFACT
+from tracking.trial_run import ROLE_TAG, STUDY_TAG, log_trial_run
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -126,8 +133,6 @@ def check_data(plan: RerunPlan, data: Dataset) -> None:
 
 def load_data(plan: RerunPlan, data_dir: str | None) -> Dataset:
     """The experiment's data as the search loads it; unreadable or changed data is a RerunError."""
-    from experiments.data import load_dataset
-
     try:
         data = load_dataset(plan.spec, data_dir)
     except DataError as exc:  # the spec's own sha256 check fires before ours when it has one
@@ -143,9 +148,7 @@ def retrain(plan: RerunPlan, data: Dataset, verbose: bool = False) -> TrialRecor
     """Train the trial again exactly as the study did (no pruning callback) and record it."""
     import keras
 
-    from experiments.tasks import task_kind
     from search.callbacks import EpochRecorder
-    from search.seeding import backend_versions
     from search.training import Diverged, fit_candidate
 
     recorder = EpochRecorder()
@@ -160,36 +163,14 @@ def retrain(plan: RerunPlan, data: Dataset, verbose: bool = False) -> TrialRecor
     finally:
         keras.backend.clear_session()
     settings = {**plan.settings, **backend_versions()}
-    history = recorder.history
-    val = history.get("val_loss", [])
-    return TrialRecord(
-        number=plan.trial_number,
-        state="COMPLETE" if result is not None else "FAIL",
-        params=plan.params.flat(),
-        settings=settings,
-        history=history,
-        best_epoch=result.best_epoch if result else _argmin(val),
-        best_val_loss=result.best_val_loss if result else (min(val) if val else None),
-        epochs_trained=len(val),
-        n_params=result.n_params if result else None,
-        train_seconds=result.train_seconds if result else time.perf_counter() - started,
-        test=result.test if result else {},
-        fail_reason=fail_reason,
-        model_summary=result.model_summary if result else None,
-        confusion_matrix=result.confusion_matrix if result else None,
-        classification_report=result.classification_report if result else None,
-    )
+    return record_from_fit(plan.trial_number, plan.params.flat(), settings, recorder.history,
+                           result, fail_reason, seconds=time.perf_counter() - started)
 
 
 def log_rerun(
     client: MlflowClient, plan: RerunPlan, record: TrialRecord, data: Dataset, command: str
 ) -> str:
     """Write the rerun as a new run beside the original (same study parent, same experiment)."""
-    from experiments.tasks import task_kind
-    from tracking.diagnosis import baseline_loss
-    from tracking.fingerprint import run_tags
-    from tracking.trial_run import diagnose_record, log_trial_run
-
     baseline = baseline_loss(plan.spec.task, data.y_train, data.n_classes)
     tags = {
         **run_tags(command, data.sha256()),
@@ -214,8 +195,6 @@ def outcome_of_record(record: TrialRecord, spec: ExperimentSpec) -> Outcome:
 
 def curve_names(spec: ExperimentSpec) -> tuple[str, ...]:
     """The per-epoch curves compared: loss, val_loss and the task metric on train and val."""
-    from experiments.tasks import task_kind
-
     metric = task_kind(spec.task).curve_metric
     return ("loss", "val_loss", metric, f"val_{metric}")
 
@@ -233,7 +212,7 @@ def _get_run(client: MlflowClient, run_id: str, what: str = "") -> Run:
         return client.get_run(run_id)
     except MlflowException as exc:
         label = f"{what} {run_id}" if what else f"run {run_id!r}"
-        raise RerunError(f"no MLflow run found for {label}: {_first_line(exc)}") from None
+        raise RerunError(f"no MLflow run found for {label}: {first_line(exc)}") from None
 
 
 def _require_trial(run_id: str, tags: dict[str, str]) -> None:
@@ -274,8 +253,6 @@ def _trial_params(run_id: str, params: dict[str, str]) -> TrialParams:
 def _spec_of(client: MlflowClient, parent: Run) -> ExperimentSpec:
     """The resolved spec of the parent run: `spec.json` if logged, else its `spec.*` params."""
     from mlflow.exceptions import MlflowException
-
-    from experiments.registry import parse_spec
 
     parent_id = parent.info.run_id
     source = f"spec of study run {parent_id}"
@@ -359,15 +336,3 @@ def _as_bool(text: str) -> bool:
     if lowered in ("false", "0", "no"):
         return False
     raise ValueError(f"deterministic={text!r} is not true or false")
-
-
-def _argmin(values: list[float]) -> int | None:
-    import math
-
-    finite = [(v, i) for i, v in enumerate(values) if math.isfinite(v)]
-    return min(finite)[1] if finite else None
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:300] if lines else type(exc).__name__

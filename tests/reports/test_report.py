@@ -19,9 +19,9 @@ from optuna.trial import TrialState
 from experiments.registry import load_spec
 from fitscope.cli import main
 from tests.conftest import mlflow_runs, write_spec
-from tracking.diagnosis import FIT_CLASSES
-from tracking.report import SECTIONS
-from tracking.report_observer import ReportObserver
+from analysis.diagnosis import FIT_CLASSES
+from reports.report import SECTIONS
+from fitscope.report_observer import ReportObserver
 
 EVIDENCE = ("gap", "gap_ratio", "val_rise", "epochs_after_best", "train_vs_baseline",
             "tail_slope", "roughness")

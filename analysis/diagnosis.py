@@ -5,7 +5,7 @@ threshold is relative (a ratio or a fraction of the loss level per epoch), so th
 work for cross-entropy around 0.3 and for an MSE in the hundreds.
 
 Example:
-    >>> from tracking.diagnosis import diagnose
+    >>> from analysis.diagnosis import diagnose
     >>> loss = [0.9, 0.55, 0.45, 0.42, 0.41, 0.405, 0.40, 0.40]
     >>> val_loss = [0.95, 0.6, 0.5, 0.47, 0.46, 0.455, 0.45, 0.45]
     >>> d = diagnose(loss, val_loss, baseline_loss=1.1)
@@ -15,94 +15,20 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from experiments.thresholds import FitThresholds
+
+if TYPE_CHECKING:
+    from search.record import TrialRecord
+
 FIT_CLASSES = ("good_fit", "overfit", "underfit", "diverged", "unstable")
-# Exclusive lower bounds where 0 is not enough: a slope needs two epochs, a factor must grow.
-_ABOVE = {"explode_factor": 1, "tail_window": 1}
 _EPS = 1e-7  # Keras clips predicted probabilities with this epsilon; the baseline does the same
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Limits used by `diagnose`; each default is justified where it is set.
-
-    Override with keyword arguments, e.g. ``Thresholds(gap_ratio=0.5)``; a value of the wrong
-    type or out of range raises ``ValueError`` naming the field. Overrides read from a file
-    (a spec's ``diagnosis:`` block) go through `Thresholds.check_overrides` first, which also
-    catches unknown names and turns YAML's ``3.0`` into the ``3`` an integer field needs.
-
-    Example:
-        >>> Thresholds.check_overrides({"gap_ratio": 0.5, "tail_window": 7.0})
-        {'gap_ratio': 0.5, 'tail_window': 7}
-        >>> Thresholds(**Thresholds.check_overrides({"tail_window": 7.0})).tail_window
-        7
-    """
-
-    # Train loss above 10x its first epoch: healthy steps never undo an order of magnitude.
-    explode_factor: float = 10.0
-    # Course rule of thumb: val - train > ~0.1 is suspicious at the ~0.3-0.4 cross-entropy where
-    # converged classifiers sit; 0.1 / 0.35 ~ 0.3, and as a ratio it holds for MSE too.
-    gap_ratio: float = 0.3
-    # ...but a large ratio of two tiny losses is no overfit (iris: val 0.14 vs train 0.06). The
-    # gap must also reach 10% of the trivial predictor's loss: ~0.1 on a cross-entropy of ~1,
-    # the course's own number, and it scales with the target's variance for MSE.
-    gap_vs_baseline: float = 0.1
-    # Epoch-to-epoch val noise is a few percent; ending 10% above the minimum is a real turn...
-    val_rise: float = 0.1
-    # ...when the minimum is at least 3 epochs back (a usual EarlyStopping patience).
-    min_epochs_after_best: int = 3
-    # Train loss above 80% of a trivial predictor's: R^2 < 0.2 for MSE, and for cross-entropy
-    # less than a fifth of the prior's entropy explained. The model barely learned anything.
-    underfit_ratio: float = 0.8
-    # Five epochs are enough to fit a slope through noise, few enough to describe the end.
-    tail_window: int = 5
-    # Still losing > 2% of its level per epoch means ~18% more in 10 epochs: training stopped
-    # on a slope, not a plateau. Slower creep is normal late in training.
-    tail_slope: float = 0.02
-    # Reversals of 5% of the level on every epoch (or 10% on every other one); mini-batch noise
-    # on a sane run moves val loss by ~1-2%, which scores about 0.01.
-    roughness: float = 0.05
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value, above = getattr(self, f.name), _ABOVE.get(f.name, 0)
-            allowed = (int,) if f.type == "int" else (int, float)  # an int is a fine float
-            if isinstance(value, bool) or not isinstance(value, allowed):
-                kind = "an integer" if f.type == "int" else "a number"
-                raise ValueError(f"{f.name}: expected {kind}, got {value!r}")
-            if not value > above:  # `not >` also rejects NaN
-                raise ValueError(f"{f.name}: must be > {above}, got {value!r}")
-
-    @classmethod
-    def check_overrides(cls, overrides: Mapping[str, Any]) -> dict[str, int | float]:
-        """Validate threshold overrides by name and return them typed (ints for int fields).
-
-        Raises:
-            ValueError: naming the field, for an unknown name (with the nearest known one),
-                a non-number, a fraction for an integer field, or a value out of range.
-        """
-        kinds = {f.name: f.type for f in fields(cls)}
-        typed: dict[str, Any] = {}
-        for name, value in overrides.items():
-            if name not in kinds:
-                near = difflib.get_close_matches(str(name), kinds, n=1)
-                hint = f" (did you mean {near[0]!r}?)" if near else ""
-                raise ValueError(f"{name}: unknown threshold{hint}; known: {', '.join(kinds)}")
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"{name}: expected a number, got {value!r}")
-            # YAML and JSON may write 3 as 3.0: accept it for an integer field, refuse 2.5
-            if kinds[name] == "int" and not float(value).is_integer():
-                raise ValueError(f"{name}: expected an integer, got {value!r}")
-            typed[name] = int(value) if kinds[name] == "int" else float(value)
-        cls(**typed)  # the range checks of __post_init__
-        return typed
 
 
 @dataclass(frozen=True)
@@ -161,7 +87,7 @@ def diagnose(
     loss: Sequence[float],
     val_loss: Sequence[float],
     baseline_loss: float,
-    thresholds: Thresholds | None = None,
+    thresholds: FitThresholds | None = None,
 ) -> Diagnosis:
     """Classify a run from its per-epoch train and validation losses; first matching rule wins.
 
@@ -181,7 +107,7 @@ def diagnose(
     Raises:
         ValueError: if a curve is empty, not one-dimensional, or the two lengths differ.
     """
-    th = thresholds or Thresholds()
+    th = thresholds or FitThresholds()
     train, val = np.asarray(loss, dtype=float), np.asarray(val_loss, dtype=float)
     if train.ndim != 1 or val.ndim != 1:
         raise ValueError(f"loss curves must be 1-D, got shapes {train.shape} and {val.shape}")
@@ -208,7 +134,7 @@ def diagnose(
 
 
 def _classify(
-    t: np.ndarray, n: int, e: dict[str, Any], th: Thresholds, baseline: float
+    t: np.ndarray, n: int, e: dict[str, Any], th: FitThresholds, baseline: float
 ) -> tuple[str, str]:
     """The first rule of `diagnose` that fires on evidence `e`, and a sentence with its numbers.
 
@@ -276,3 +202,18 @@ def baseline_loss(task: str, y_train: np.ndarray, n_classes: int | None = None) 
             prior = np.bincount(labels, minlength=k) / len(labels)
         return float(-np.sum(prior * np.log(np.clip(prior, _EPS, 1.0))))
     raise ValueError(f"unknown task {task!r}; expected 'regression', 'binary' or 'multiclass'")
+
+
+def diagnose_record(
+    record: TrialRecord, baseline: float | None, thresholds: Mapping[str, Any] | FitThresholds
+) -> Diagnosis | None:
+    """The fit diagnosis of a trial, or None when it has no curves to judge.
+
+    `thresholds` is the spec's `diagnosis` block, as a model or as the dict stored with a study.
+    """
+    loss, val = record.history.get("loss"), record.history.get("val_loss")
+    if not loss or not val or len(loss) != len(val):
+        return None
+    if not isinstance(thresholds, FitThresholds):
+        thresholds = FitThresholds(**thresholds)
+    return diagnose(loss, val, baseline if baseline else float("nan"), thresholds)

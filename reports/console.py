@@ -7,9 +7,9 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from analysis.diagnosis import diagnose_record
 from search.params import TrialParams
 from search.record import TrialRecord, record_from_trial
-from tracking.trial_run import diagnose_record
 
 if TYPE_CHECKING:
     import optuna

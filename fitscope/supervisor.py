@@ -34,8 +34,9 @@ from types import FrameType
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from fitscope.workers import WorkerSlot
+from search import record as trial_record
 from search.budget import ASK, GO, STOP, TrialBudget
-from search.workers import WorkerSlot
 
 # argv of one worker, given its slot and the "--supervisor-fds" value that connects it
 WorkerArgv = Callable[[WorkerSlot, str], list[str]]
@@ -60,7 +61,7 @@ class Supervisor:
     """Start, watch and replace the workers of one study.
 
     Example:
-        >>> supervisor = Supervisor(study, TrialBudget(6), plan_workers(2), argv, env={},
+        >>> supervisor = Supervisor(study, storage, TrialBudget(6), plan_workers(2), argv, env={},
         ...                         on_trial_failed=tracker_hook)  # doctest: +SKIP
         >>> supervisor.run()  # doctest: +SKIP
         'finished'
@@ -69,6 +70,7 @@ class Supervisor:
     def __init__(
         self,
         study: optuna.Study,
+        storage: optuna.storages.BaseStorage,
         budget: TrialBudget,
         slots: list[WorkerSlot],
         argv: WorkerArgv,
@@ -79,6 +81,7 @@ class Supervisor:
         stop_grace: float = 60.0,
     ) -> None:
         self.study = study
+        self.storage = storage  # the study's: a dead worker's trial is failed through it
         self.budget = budget
         self.slots = slots
         self.argv = argv
@@ -202,7 +205,7 @@ class Supervisor:
         """FAIL the dead worker's running trials; return (trials that count, retried numbers)."""
         counted, retried = 0, []
         for trial in self.study.get_trials(deepcopy=False):
-            if trial.user_attrs.get("worker") != worker.name:
+            if trial.user_attrs.get(trial_record.WORKER) != worker.name:
                 continue
             if trial.datetime_start is None or trial.datetime_start < worker.started:
                 continue
@@ -210,15 +213,16 @@ class Supervisor:
                 counted += 1
             if trial.state != TrialState.RUNNING:
                 continue
-            failed = fail_trial(self.study, trial, reason)
+            failed = fail_trial(self.storage, self.study.study_name, trial, reason)
             if failed is None:  # the heartbeat check of another worker was first
                 counted += 1
                 continue
             self.failed_trials.append(trial.number)
             if self.on_trial_failed is not None:
                 self.on_trial_failed(self.study, failed)
-            if retry and "retry_of" not in trial.user_attrs:
-                self.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+            if retry and trial_record.RETRY_OF not in trial.user_attrs:
+                self.study.enqueue_trial(trial.params,
+                                         user_attrs={trial_record.RETRY_OF: trial.number})
                 retried.append(trial.number)
                 self.retries.append(trial.number)
             else:
@@ -262,20 +266,23 @@ class Supervisor:
         return restore
 
 
-def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str) -> FrozenTrial | None:
+def fail_trial(
+    storage: optuna.storages.BaseStorage, study_name: str, trial: FrozenTrial, reason: str
+) -> FrozenTrial | None:
     """Mark another process's RUNNING trial FAIL with `fail_reason`, as Optuna's own
     stale-trial check does (through the storage: `Study.tell` is for the trial's owner).
 
     Returns the failed trial, or None when it had already finished.
     """
-    storage = study._storage
+    study_id = storage.get_study_id_from_name(study_name)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
     try:
-        storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
-        if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+        storage.set_trial_user_attr(trial_id, trial_record.FAIL_REASON, reason)
+        if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
             return None
     except optuna.exceptions.UpdateFinishedTrialError:
         return None
-    return storage.get_trial(trial._trial_id)
+    return storage.get_trial(trial_id)
 
 
 def describe_exit(code: int) -> str:

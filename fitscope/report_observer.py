@@ -13,11 +13,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fitscope.masking import mask_url
+from analysis.fit_summary import fit_summary_text
+from analysis.judged import judged_trials
+from common.masking import mask_url
+from common.text import first_line
+from reports.report import ReportContext, build_report
+from search.record import CLASS_NAMES as CLASS_NAMES_ATTR
 from search.record import TrialRecord
-from tracking.fit_summary import fit_summary_text
-from tracking.judged import judged_trials
-from tracking.report import CLASS_NAMES_ATTR, ReportContext, build_report
 from tracking.report_mlflow import ParentRun, find_parent_run
 
 if TYPE_CHECKING:
@@ -72,7 +74,7 @@ class ReportObserver:
             path = build_report(study, self.folder, context, self.overrides, trials)
         except Exception as exc:  # matplotlib, plotly, a full disk: the study itself is fine
             log.warning("study report not built (%s); run `fitscope report` to retry",
-                        _first_line(exc))
+                        first_line(exc, with_type=True))
             return
         where = "; logged on the MLflow parent run under report/" if self._log(parent) else ""
         self.echo(f"report: {path}{where}")
@@ -83,7 +85,7 @@ class ReportObserver:
         try:
             return find_parent_run(self.tracking_uri, study)
         except Exception as exc:  # the tracker already warned about an unreachable store
-            log.info("MLflow parent run not reachable: %s", _first_line(exc))
+            log.info("MLflow parent run not reachable: %s", first_line(exc, with_type=True))
             return None
 
     def _log(self, parent: ParentRun | None) -> bool:
@@ -92,12 +94,7 @@ class ReportObserver:
         try:
             parent.log_report(self.folder)
         except Exception as exc:  # the files stay on disk; only the MLflow copy is missing
-            log.warning("report not logged to MLflow (%s); it is in %s", _first_line(exc),
-                        self.folder)
+            log.warning("report not logged to MLflow (%s); it is in %s",
+                        first_line(exc, with_type=True), self.folder)
             return False
         return True
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0][:300]}" if lines else type(exc).__name__

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from tracking.rerun_compare import (
+from analysis.rerun_compare import (
     Outcome,
     compare,
     difference_table,

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tracking.judged import NO_FIT, JudgedTrial
-from tracking.plots import new_figure
+from analysis.judged import NO_FIT, JudgedTrial
+from reports.plots import new_figure
 
 # One colour per class, fixed so that every report reads the same (matplotlib's tab10 hues).
 COLOURS = {
@@ -37,7 +37,7 @@ def curves_overlay(
 
     Example:
         >>> import tempfile, optuna
-        >>> from tracking.judged import judged_trials
+        >>> from analysis.judged import judged_trials
         >>> out = Path(tempfile.mkdtemp()) / "overlay.png"
         >>> curves_overlay(judged_trials(optuna.create_study()), None, out).is_file()
         True

@@ -1,4 +1,4 @@
-"""Tests for tracking.diagnosis on hand-built learning curves, one per fit class."""
+"""Tests for analysis.diagnosis on hand-built learning curves, one per fit class."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tracking.diagnosis import FIT_CLASSES, Diagnosis, Thresholds, baseline_loss, diagnose
+from analysis.diagnosis import FIT_CLASSES, Diagnosis, baseline_loss, diagnose
+from experiments.thresholds import FitThresholds
 
 Curves = tuple[list[float], list[float], float]  # loss, val_loss, baseline_loss
 
@@ -116,7 +117,7 @@ def test_exploding_loss_is_diverged() -> None:
     d = diagnose(loss, [1.1, 0.9, 3.5, 13.0, 55.0], 2.3)
     assert d.fit == "diverged"
     assert "50.0x" in d.reason
-    assert diagnose(loss, loss, 2.3, Thresholds(explode_factor=100.0)).fit != "diverged"
+    assert diagnose(loss, loss, 2.3, FitThresholds(explode_factor=100.0)).fit != "diverged"
 
 
 def test_evidence_numbers_on_a_small_hand_example() -> None:
@@ -163,51 +164,7 @@ def test_threshold_overrides_change_the_outcome(
     build, default = CASES[name]
     curves = build()
     assert diagnose(*curves).fit == default
-    assert diagnose(*curves, thresholds=Thresholds(**override)).fit == expected
-
-
-def test_thresholds_reject_unknown_names_and_bad_values() -> None:
-    with pytest.raises(TypeError):
-        Thresholds(gap_ration=0.3)  # type: ignore[call-arg]
-    with pytest.raises(ValueError, match="gap_ratio"):
-        Thresholds(gap_ratio=-0.1)
-    with pytest.raises(ValueError, match="roughness"):
-        Thresholds(roughness=math.nan)
-    with pytest.raises(ValueError, match="tail_window"):
-        Thresholds(tail_window=1)
-    with pytest.raises(ValueError, match="min_epochs_after_best"):
-        Thresholds(min_epochs_after_best=2.5)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="explode_factor"):
-        Thresholds(explode_factor=1.0)
-
-
-def test_integral_float_overrides_become_ints() -> None:
-    """YAML may write an integer threshold as 3.0; check_overrides types it for Thresholds."""
-    typed = Thresholds.check_overrides({"min_epochs_after_best": 5.0, "tail_window": 7.0})
-    assert typed == {"min_epochs_after_best": 5, "tail_window": 7}
-    th = Thresholds(**typed)
-    assert type(th.min_epochs_after_best) is int and type(th.tail_window) is int
-    with pytest.raises(ValueError, match="tail_window: expected an integer"):
-        Thresholds(tail_window=7.0)  # type: ignore[arg-type]  # only check_overrides converts
-
-
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        ({"gap_ration": 0.3}, "gap_ration: unknown threshold \\(did you mean 'gap_ratio'\\?\\)"),
-        ({"gap_ratio": "high"}, "gap_ratio: expected a number, got 'high'"),
-        ({"gap_ratio": True}, "gap_ratio: expected a number"),
-        ({"tail_window": 2.5}, "tail_window: expected an integer, got 2.5"),
-        ({"roughness": -1.0}, "roughness: must be > 0, got -1.0"),
-    ],
-)
-def test_check_overrides_names_the_bad_field(overrides: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        Thresholds.check_overrides(overrides)
-
-
-def test_every_threshold_field_has_a_default() -> None:
-    assert all(f.default is not dataclasses.MISSING for f in dataclasses.fields(Thresholds))
+    assert diagnose(*curves, thresholds=FitThresholds(**override)).fit == expected
 
 
 def test_one_epoch() -> None:
@@ -302,5 +259,5 @@ def test_a_large_ratio_of_tiny_losses_is_not_overfit() -> None:
     loss = list(0.06 + 0.94 * decay)
     val = list(0.14 + 0.86 * decay)
     assert diagnose(loss, val, baseline_loss=math.log(3)).fit == "good_fit"
-    loose = Thresholds(gap_vs_baseline=0.01)
+    loose = FitThresholds(gap_vs_baseline=0.01)
     assert diagnose(loss, val, baseline_loss=math.log(3), thresholds=loose).fit == "overfit"
