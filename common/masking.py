@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit, urlunsplit
+
+# scheme://user:password@host — the password runs to the LAST "@" of the token, so a raw "/",
+# "#", "?", "+" or "@" inside it (psycopg and SQLAlchemy accept them unencoded) stays hidden.
+# A path that holds an "@" after a host:port may be hidden with it: hiding too much is the safe
+# side. The user name may hold an "@" too (user@server names on managed PostgreSQL).
+_SCHEME = r"\b[a-zA-Z][a-zA-Z0-9+.-]*://"
+_IN_TEXT = re.compile(rf"(?P<head>{_SCHEME}[^:/\s]*:)\S*@")  # a token ends at whitespace
+_WHOLE = re.compile(rf"(?P<head>{_SCHEME}[^:/\s]*:).*@", re.DOTALL)  # one URL: all of it
 
 
 def mask_url(url: str) -> str:
@@ -12,21 +19,10 @@ def mask_url(url: str) -> str:
     Example:
         >>> mask_url("postgresql://ann:s3cret@db:5432/optuna")
         'postgresql://ann:***@db:5432/optuna'
+        >>> mask_url("postgresql://ann:se/cr#et@db/optuna")
+        'postgresql://ann:***@db/optuna'
     """
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:  # unparsable port etc.: still never echo what might be a secret
-        return url.split("@")[-1] if "@" in url else url
-    if password is None:
-        return url
-    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-# scheme://user:password@ — the password stops at "@", "/" or whitespace (a URL percent-encodes
-# those inside a password), so a path that happens to contain "@" is not mistaken for one
-_CREDENTIALS = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@/\s]+@")
+    return _WHOLE.sub(r"\g<head>***@", url, count=1)
 
 
 def mask_text(text: str) -> str:
@@ -36,4 +32,4 @@ def mask_text(text: str) -> str:
         >>> mask_text("fitscope search iris --storage postgresql://ann:s3cret@db/optuna")
         'fitscope search iris --storage postgresql://ann:***@db/optuna'
     """
-    return _CREDENTIALS.sub(r"\g<head>***@", text)
+    return _IN_TEXT.sub(r"\g<head>***@", text)

@@ -62,15 +62,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def server_command(tracking_uri: str, host: str, port: int) -> list[str]:
-    """The `mlflow server` command line serving `tracking_uri` (the same interpreter's MLflow).
+def server_command(host: str, port: int) -> list[str]:
+    """The `mlflow server` command line (the same interpreter's MLflow); the store it serves
+    goes in its environment (`server_env`), never here, where `ps` shows a password to anyone.
 
     Example:
-        >>> " ".join(server_command("sqlite:///mlflow.db", "127.0.0.1", 5000)[2:6])
-        'mlflow server --backend-store-uri sqlite:///mlflow.db'
+        >>> " ".join(server_command("127.0.0.1", 5000)[2:6])
+        'mlflow server --host 127.0.0.1'
     """
     return [
-        sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
+        sys.executable, "-m", "mlflow", "server",
         "--host", host, "--port", str(port),
         "--workers", "1",  # one viewer on a shared machine; MLflow's default starts 4 processes
     ]
@@ -89,6 +90,6 @@ def ui(args: argparse.Namespace) -> int:
     print(f"MLflow UI on http://{shown}:{args.port} over {mask_url(tracking)}; Ctrl-C stops it",
           flush=True)
     sys.stderr.flush()
-    command = server_command(tracking, args.host, args.port)
-    os.execv(command[0], command)
-    return 0  # not reached: execv does not return
+    command = server_command(args.host, args.port)
+    os.execve(command[0], command, {**os.environ, "MLFLOW_BACKEND_STORE_URI": tracking})
+    return 0  # not reached: execve does not return

@@ -30,17 +30,41 @@ def test_mask_url_and_mask_text() -> None:
     assert mask_url("sqlite:///optuna.db") == "sqlite:///optuna.db"
     line = f"fitscope search iris --storage postgresql+psycopg://ann:{SECRET}@db/o --seed 1"
     assert mask_text(line) == line.replace(SECRET, "***")
-    assert mask_text("see http://host:5000/runs/a@b") == "see http://host:5000/runs/a@b"
+    for plain in ("see http://host/runs/a@b", "sqlite:////tmp/a@b/optuna.db",
+                  "http://127.0.0.1:5000/x", "mail ann@example.org"):
+        assert mask_text(plain) == plain
 
 
+# raw "/", "#", "?", "@" and "+" in a password: psycopg and SQLAlchemy accept them unencoded
+# (issue 18: urlsplit ended the netloc at the "/" and printed the rest)
+ODD_SECRETS = ["Sup3r/S3cretPW+x", "se/cret", "a#b?c", "p@ss@word", "x+y/z#q?r@s"]
+
+
+@pytest.mark.parametrize("secret", ODD_SECRETS)
+def test_passwords_with_url_delimiters_are_masked(secret: str) -> None:
+    url = f"postgresql+psycopg://ann:{secret}@db.example:5432/optuna"
+    assert mask_url(url) == "postgresql+psycopg://ann:***@db.example:5432/optuna"
+    line = f"fitscope search xor --storage '{url}' --tracking-uri http://bob:{secret}@h:5000"
+    assert secret not in mask_text(line)
+    assert "--storage 'postgresql+psycopg://ann:***@db.example:5432/optuna'" in mask_text(line)
+    assert "http://bob:***@h:5000" in mask_text(line)
+
+
+@pytest.mark.parametrize("secret", [SECRET, *ODD_SECRETS])
+@pytest.mark.parametrize("via", ["flag", "env"])
 def test_storage_password_is_masked_in_output_and_errors(
-    workdir: Path, tracking_uri: str, capsys: pytest.CaptureFixture[str]
+    workdir: Path, tracking_uri: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, secret: str, via: str,
 ) -> None:
-    url = f"postgresql://ann:{SECRET}@127.0.0.1:{free_port()}/optuna"  # nothing listens there
-    code = main(["search", "iris", "--storage", url, "--tracking-uri", tracking_uri])
+    url = f"postgresql://ann:{secret}@127.0.0.1:{free_port()}/optuna"  # nothing listens there
+    if via == "env":
+        monkeypatch.setenv("FITSCOPE_STORAGE", url)
+        code = main(["search", "xor", "--tracking-uri", tracking_uri])
+    else:
+        code = main(["search", "xor", "--storage", url, "--tracking-uri", tracking_uri])
     out, err = capsys.readouterr()
     assert code == 2
-    assert SECRET not in out + err
+    assert secret not in out + err
     assert "optuna storage postgresql://ann:***@127.0.0.1" in out
     assert err.startswith("fitscope: error: cannot open storage postgresql://ann:***@127.0.0.1")
 
@@ -158,12 +182,21 @@ def test_ui_elsewhere_needs_the_flag_and_warns(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     started: list[list[str]] = []
+    environments: list[dict[str, str]] = []
+
+    def execve(path: str, argv: list[str], env: dict[str, str]) -> None:
+        started.append(argv)
+        environments.append(env)
+
     # exec would replace the test process: record the command MLflow would run instead
-    monkeypatch.setattr(ui_command.os, "execv", lambda path, argv: started.append(argv))
+    monkeypatch.setattr(ui_command.os, "execve", execve)
     main(["ui", "--tracking-uri", tracking_uri])
     out, err = capsys.readouterr()
     assert started[0][started[0].index("--host") + 1] == "127.0.0.1"
     assert err == ""
+    # the store travels in the environment: `ps` shows a command line to every user
+    assert tracking_uri not in " ".join(started[0])
+    assert environments[0]["MLFLOW_BACKEND_STORE_URI"] == tracking_uri
 
     main(["ui", "--host", "0.0.0.0", "--port", "5055", "--tracking-uri", tracking_uri])
     out, err = capsys.readouterr()
