@@ -12,10 +12,12 @@ from common.masking import mask_url
 from common.text import first_line
 from experiments.registry import load_spec
 from fitscope import settings as defaults
-from fitscope.commands.args import add_options
+from fitscope.commands.args import add_options, study_name
 from reports.report import ReportContext, build_report
+from search.record import MLFLOW_PARENT as PARENT_ATTR
 from search.storage import open_storage
 from search.study import default_study_name
+from tracking.reachability import check_tracking_store, http_client_defaults
 from tracking.report_mlflow import find_parent_run
 
 if TYPE_CHECKING:
@@ -29,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "report", help="build reports/<experiment>/<study>/report.html from a study"
     )
     parser.add_argument("experiment", help="a shipped experiment name (see `list`) or a spec path")
-    parser.add_argument("--study", help="study name (default: the spec's default study if it "
+    parser.add_argument("--study", type=study_name,
+                        help="study name (default: the spec's default study if it "
                         "exists, else the experiment's most recent study in the storage)")
     add_options(parser, "storage", "tracking")
     parser.set_defaults(handler=report)
@@ -53,7 +56,10 @@ def report(args: argparse.Namespace) -> int:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         raise TrackingError(f"no study {name!r} in {mask_url(url)}") from None
+    http_client_defaults()  # a server that stops answering costs seconds, not MLflow's minutes
     try:
+        if study.user_attrs.get(PARENT_ATTR):
+            check_tracking_store(tracking)  # a dead server: 5 s, not minutes of retries
         parent = find_parent_run(tracking, study)
     except Exception as exc:  # MLflow raises many types for an unreachable store or lost run
         print(f"MLflow parent run not reachable in {mask_url(tracking)} ({first_line(exc)}); "

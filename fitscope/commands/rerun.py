@@ -19,6 +19,7 @@ from fitscope.commands.args import add_options
 from fitscope.invocation import command_line
 from fitscope.rerun import load_data, log_rerun, outcome_of_record, plan_rerun, retrain
 from tracking.fingerprint import fingerprint_of, run_tags
+from tracking.reachability import check_tracking_store, http_client_defaults
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +44,8 @@ def rerun(args: argparse.Namespace) -> int:
         # MlflowClient would create an empty store there and then not find the run
         raise RerunError(f"no MLflow store at {mask_url(tracking)} (--tracking-uri, "
                          "MLFLOW_TRACKING_URI)")
+    http_client_defaults()  # a server that stops answering costs seconds, not MLflow's minutes
+    check_tracking_store(tracking)  # an unreachable server: one line in 5 s, not minutes
     logging.getLogger("mlflow").setLevel(logging.WARNING if args.verbose else logging.ERROR)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one small spec.json
     client = MlflowClient(tracking_uri=tracking)
