@@ -74,22 +74,6 @@ def plan_workers(
     return slots
 
 
-def worker_sampler_seed(study_seed: int) -> int:
-    """A sampler seed of this worker process, derived from the study seed and its pid.
-
-    Parallel trial order depends on timing, so a parallel study is not repeatable anyway; what
-    matters is that two workers never draw the same startup candidates.
-
-    Example:
-        >>> worker_sampler_seed(42) != worker_sampler_seed(43)
-        True
-    """
-    import numpy as np
-
-    state = np.random.SeedSequence([study_seed, os.getpid()]).generate_state(1)
-    return int(state[0] % (2**31 - 1))
-
-
 def available_cores() -> int:
     """Cores this process may run on (the affinity mask, which containers and Slurm set)."""
     try:

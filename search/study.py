@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +20,7 @@ from experiments.tasks import task_kind
 from search import record as trial_record
 from search.interrupts import InterruptGuard, raise_if_interrupted
 from search.record import TrialRecord, fit_attrs, is_best_so_far, record_from_trial, settings_attrs
-from search.seeding import backend_versions, trial_seed
+from search.seeding import backend_versions, sampler_seed, trial_seed
 from search.space import sample_params
 from search.storage import open_storage
 
@@ -64,18 +64,78 @@ def default_study_name(spec: ExperimentSpec) -> str:
 def make_sampler(
     spec: ExperimentSpec, seed: int, constant_liar: bool = False
 ) -> optuna.samplers.BaseSampler:
-    """The spec's sampler. `constant_liar` (parallel workers): TPE treats trials other workers
+    """The spec's sampler, seeded per trial from the study seed and the trial's number (see
+    TrialSeededSampler). `constant_liar` (parallel workers): TPE treats trials other workers
     are running as bad ones, so workers do not all pick the same promising region."""
-    if spec.search.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    # group=True lets multivariate TPE model the conditional units_i/momentum dimensions jointly
-    return optuna.samplers.TPESampler(
-        seed=seed,
-        n_startup_trials=spec.search.startup_trials,
-        multivariate=True,
-        group=True,
-        constant_liar=constant_liar,
-    )
+
+    def build(seed: int) -> optuna.samplers.BaseSampler:
+        if spec.search.sampler == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        # group=True lets multivariate TPE model the conditional units_i/momentum dimensions
+        # jointly
+        return optuna.samplers.TPESampler(
+            seed=seed,
+            n_startup_trials=spec.search.startup_trials,
+            multivariate=True,
+            group=True,
+            constant_liar=constant_liar,
+        )
+
+    return TrialSeededSampler(build, seed)
+
+
+class TrialSeededSampler(optuna.samplers.BaseSampler):
+    """A sampler reseeded for every trial from the study seed and the trial's number.
+
+    One sampler seeded once per process replays its sequence in every process: a resumed study
+    (`sampler: random`) re-ran the trials it already had, TPE's startup points repeated, and two
+    processes on one study drew identical candidates. Trial numbers are unique in a study, so
+    each trial draws from its own stream, and a fresh one-worker study still repeats trial by
+    trial. The samplers keep no other state between trials (TPE reads the study's history).
+    """
+
+    def __init__(self, build: Callable[[int], optuna.samplers.BaseSampler], seed: int) -> None:
+        self._build = build
+        self._seed = seed
+        self._current = build(seed)
+
+    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self._current = self._build(sampler_seed(self._seed, trial.number))
+        self._current.before_trial(study, trial)
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: optuna.trial.FrozenTrial
+    ) -> dict[str, optuna.distributions.BaseDistribution]:
+        return self._current.infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        search_space: dict[str, optuna.distributions.BaseDistribution],
+    ) -> dict[str, Any]:
+        return self._current.sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        param_name: str,
+        param_distribution: optuna.distributions.BaseDistribution,
+    ) -> Any:
+        return self._current.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.FrozenTrial,
+        state: optuna.trial.TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self._current.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._current.reseed_rng()
 
 
 def make_pruner(spec: ExperimentSpec) -> optuna.pruners.BasePruner:

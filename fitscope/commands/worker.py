@@ -27,7 +27,6 @@ from fitscope.commands.args import (
     positive_int,
 )
 from fitscope.invocation import quiet_libraries
-from fitscope.workers import worker_sampler_seed
 from search.budget import SupervisorGate
 from search.record import record_from_trial
 from search.storage import Heartbeat, open_storage
@@ -88,9 +87,9 @@ def worker(args: argparse.Namespace) -> int:
     stale = StaleTrialRuns(heartbeat.grace)
     storage = open_storage(settings.storage, heartbeat, on_stale=stale)
     study = open_study(spec, settings, storage=storage)
-    # every worker with the study's seed would draw the same "random" startup trials: each gets
-    # its own sampler seed (trial seeds still come from the study seed and the trial number)
-    study.sampler = make_sampler(spec, worker_sampler_seed(settings.seed), constant_liar=True)
+    # the sampler is seeded per trial from the study seed and the trial's number, so workers
+    # never draw the same candidates; constant liar keeps TPE away from what others are running
+    study.sampler = make_sampler(spec, settings.seed, constant_liar=True)
     current = session.load_session(spec, settings, tracking, args.data_dir, quiet=supervised)
     assert current.data is not None
     tracker = current.mlflow("worker" if supervised else "standalone")
