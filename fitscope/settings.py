@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from common.errors import OutputError
+
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow 3's own default; no server needed
 
 
@@ -26,15 +28,35 @@ def storage_url(flag: str | None, tracking: str) -> str:
 def runs_dir(experiment: str, study: str) -> Path:
     """Local files of a study (best-model files, KerasTuner state): never the repo root."""
     root = Path(os.environ.get("FITSCOPE_RUNS_DIR", "runs"))
-    return root / experiment / study
+    return inside(root, experiment, study)
 
 
 def reports_dir(experiment: str, study: str) -> Path:
     """A study's report folder: reports/<experiment>/<study>/ (FITSCOPE_REPORTS_DIR moves it)."""
     root = Path(os.environ.get("FITSCOPE_REPORTS_DIR", "reports"))
-    return root / experiment / study
+    return inside(root, experiment, study)
 
 
 def experiment_reports_dir(experiment: str) -> Path:
     """Reports that span an experiment's studies (`fitscope compare`): reports/<experiment>/."""
-    return Path(os.environ.get("FITSCOPE_REPORTS_DIR", "reports")) / experiment
+    return inside(Path(os.environ.get("FITSCOPE_REPORTS_DIR", "reports")), experiment)
+
+
+def inside(root: Path, *names: str) -> Path:
+    """`root/name/...`, refused unless each name is one folder strictly below `root` (a name
+    like `../../elsewhere` or `/tmp/x` from a study name must not write outside it).
+
+    Compared lexically, so a folder the user links elsewhere on purpose still works.
+
+    Example:
+        >>> str(inside(Path("reports"), "iris", "iris-s42-1a2b3c4d"))
+        'reports/iris/iris-s42-1a2b3c4d'
+    """
+    path = root.joinpath(*names)
+    base = os.path.abspath(root)
+    plain = all(name not in ("", ".", "..") and "/" not in name and "\\" not in name
+                for name in names)
+    if not plain or os.path.commonpath([base, os.path.abspath(path)]) != base:
+        raise OutputError(f"{'/'.join(names)!r} would leave the folder {root}: a name must be "
+                          "one plain folder name")
+    return path

@@ -128,7 +128,8 @@ class StudyRuns:
         runs = self.client.search_runs(
             [self.experiment_id],
             filter_string=(
-                f"tags.`{STUDY_TAG}` = '{study.study_name}' and tags.`{ROLE_TAG}` = 'study'"
+                f"tags.`{STUDY_TAG}` = {filter_literal(study.study_name)} "
+                f"and tags.`{ROLE_TAG}` = 'study'"
             ),
             max_results=1,
         )
@@ -179,7 +180,8 @@ class StudyRuns:
         runs = self.client.search_runs(
             [self.experiment_id],
             filter_string=(
-                f"tags.`{STUDY_TAG}` = '{self.settings.study_name}' and tags.`{ROLE_TAG}` = 'trial'"
+                f"tags.`{STUDY_TAG}` = {filter_literal(self.settings.study_name)} "
+                f"and tags.`{ROLE_TAG}` = 'trial'"
             ),
             max_results=50000,
         )
@@ -307,3 +309,17 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = value
     return out
+
+def filter_literal(value: str) -> str:
+    """`value` quoted for an MLflow filter string. MLflow's parser has no escape inside quotes,
+    so the quote kind the value lacks is used, and a value it cannot express is refused.
+
+    Example:
+        >>> print(filter_literal("iris-s42"), filter_literal("it's"))
+        'iris-s42' "it's"
+    """
+    for quote in ("'", '"'):
+        if quote not in value and "\\" not in value:
+            return f"{quote}{value}{quote}"
+    raise TrackingError(f"cannot look up the name {value[:80]!r} in MLflow: it holds both "
+                        "kinds of quote or a backslash")

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
+
+# what default names (`iris-s42-1a2b3c4d`, `...-kt-hyperband`) and `compare` names use; a study
+# name becomes a folder under runs/ and reports/, so no "/", no leading "." and a bounded length
+STUDY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 
 
 def positive_int(text: str) -> int:
@@ -33,9 +38,24 @@ def integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
+def study_name(text: str) -> str:
+    """A --study value: letters, digits, ".", "_" and "-" (it names folders and MLflow runs).
+
+    Example:
+        >>> study_name("iris-s42-1a2b3c4d")
+        'iris-s42-1a2b3c4d'
+    """
+    if not re.fullmatch(STUDY_NAME_PATTERN, text):
+        shown = text if len(text) <= 60 else text[:60] + "..."
+        raise argparse.ArgumentTypeError(
+            f"expected a study name matching {STUDY_NAME_PATTERN}, got {shown!r}")
+    return text
+
+
 def add_store_options(parser: argparse.ArgumentParser) -> None:
     """--study, --storage, --tracking-uri, --data-dir: where a study and its runs live."""
-    parser.add_argument("--study", help="study name (default: derived from experiment and spec)")
+    parser.add_argument("--study", type=study_name,
+                        help="study name (default: derived from experiment and spec)")
     add_options(parser, "storage", "tracking", "data")
 
 

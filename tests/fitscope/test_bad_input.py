@@ -300,9 +300,14 @@ def test_plain_http_download_is_refused(workdir: Path, capsys: pytest.CaptureFix
         (["--timeout", "-5"], ["argument --timeout: expected seconds > 0, got -5"]),
         (["--timeout", "soon"], ["argument --timeout: expected seconds > 0, got 'soon'"]),
         (["--seed", "x"], ["argument --seed: expected a whole number, got 'x'"]),
+        (["--study", "../../../../elsewhere/pwn"],
+         ["argument --study: expected a study name matching", "'../../../../elsewhere/pwn'"]),
+        (["--study", "/tmp/pwn"], ["argument --study: expected a study name", "'/tmp/pwn'"]),
+        (["--study", "it's"], ["argument --study: expected a study name", "\"it's\""]),
+        (["--study", ".."], ["argument --study: expected a study name", "'..'"]),
     ],
     ids=["trials-0", "trials-negative", "trials-text", "timeout-negative", "timeout-text",
-         "seed-text"],
+         "seed-text", "study-traversal", "study-absolute", "study-quote", "study-dotdot"],
 )
 def test_bad_option_values_are_one_line(
     workdir: Path, capsys: pytest.CaptureFixture[str], argv: list[str], fragments: list[str]
@@ -310,6 +315,27 @@ def test_bad_option_values_are_one_line(
     code, out, err = fitscope(capsys, "search", "iris", *argv)
     assert_one_line_error(code, err, *fragments, "fitscope search --help")
     assert "usage:" not in err + out
+
+
+@pytest.mark.parametrize("command", ["search", "worker", "sync", "report"])
+def test_every_study_flag_refuses_a_path(
+    workdir: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    code, _, err = fitscope(capsys, command, "iris", "--study", "../../elsewhere/pwn")
+    assert_one_line_error(code, err, "argument --study: expected a study name")
+    assert not (workdir.parent / "elsewhere").exists()
+
+
+def test_a_stored_study_name_cannot_lead_outside_reports(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a name that reached the storage some other way (an older fitscope, optuna itself)
+    storage = f"sqlite:///{workdir / 'optuna.db'}"
+    study = optuna.create_study(study_name="../../../pwn", storage=storage)
+    study.set_user_attr("experiment", "iris")
+    code, _, err = fitscope(capsys, "report", "iris")
+    assert_one_line_error(code, err, "'iris/../../../pwn' would leave the folder reports")
+    assert not (workdir.parent / "pwn").exists()
 
 
 def test_missing_argument_and_unknown_command_are_one_line(
