@@ -127,7 +127,7 @@ def open_record_study(spec: ExperimentSpec, settings: StudySettings, tuner: str)
     """The Optuna study that records this KerasTuner search (created, or loaded to resume).
 
     Raises:
-        TrackingError: the name belongs to a study of another engine or tuner.
+        TrackingError: the name belongs to a study of another experiment, engine or tuner.
     """
     study = optuna.create_study(
         study_name=settings.study_name,
@@ -135,6 +135,7 @@ def open_record_study(spec: ExperimentSpec, settings: StudySettings, tuner: str)
         direction="minimize",
         load_if_exists=True,
     )
+    trial_record.check_experiment(study, spec.name)
     attrs = study.user_attrs
     if trial_record.EXPERIMENT not in attrs:
         study.set_user_attr(trial_record.EXPERIMENT, spec.name)

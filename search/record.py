@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
+from common.errors import TrackingError
+
 if TYPE_CHECKING:
     from experiments.spec import ExperimentSpec
     from search.training import FitResult
@@ -46,6 +48,21 @@ MLFLOW_PARENT = "mlflow_parent_run_id"
 # the parent's intended status, kept in Optuna: if MLflow is down when a study ends, `sync` can
 # still close the parent truthfully ("RUNNING" while a process is at it)
 MLFLOW_PARENT_STATUS = "mlflow_parent_status"
+
+
+def check_experiment(study: optuna.Study, experiment: str) -> None:
+    """Refuse a study that records another experiment's trials: adding to it would mix
+    incomparable trials and move its MLflow parent run into this experiment.
+
+    Raises:
+        TrackingError: the study's `experiment` attr names another experiment.
+    """
+    owner = study.user_attrs.get(EXPERIMENT)
+    if owner is not None and owner != experiment:
+        raise TrackingError(
+            f"study {study.study_name} belongs to experiment {owner!r}, not {experiment!r}: "
+            "choose another --study"
+        )
 
 
 @dataclass(frozen=True)

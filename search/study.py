@@ -171,6 +171,7 @@ def open_study(
         direction="minimize",
         load_if_exists=True,
     )
+    trial_record.check_experiment(study, spec.name)
     if trial_record.EXPERIMENT not in study.user_attrs:
         study.set_user_attr(trial_record.EXPERIMENT, spec.name)
         study.set_user_attr(trial_record.SPEC, spec.model_dump(mode="json"))

@@ -17,6 +17,7 @@ from common.masking import mask_url
 from fitscope import session
 from fitscope.commands.args import add_store_options, integer
 from fitscope.invocation import quiet_libraries
+from search.record import check_experiment
 from search.storage import open_storage
 from tracking.reachability import check_tracking_store
 from tracking.sync import sync_study
@@ -44,6 +45,7 @@ def sync(args: argparse.Namespace) -> int:
     quiet_libraries()
     check_tracking_store(tracking)
     study = _load_study(settings.study_name, settings.storage)
+    check_experiment(study, spec.name)
     session.announce(f"fitscope sync {spec.name}", settings, tracking,
                      f", {len(study.trials)} trials")
     stored = session.stored_session(spec, settings, tracking, study, args.data_dir)

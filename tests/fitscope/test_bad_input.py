@@ -338,6 +338,26 @@ def test_a_stored_study_name_cannot_lead_outside_reports(
     assert not (workdir.parent / "pwn").exists()
 
 
+@pytest.mark.parametrize(
+    "argv", [["search", "iris"], ["search", "iris", "--engine", "kerastuner"], ["worker", "iris"],
+             ["sync", "iris"]],
+    ids=["search", "search-kerastuner", "worker", "sync"],
+)
+def test_a_study_of_another_experiment_is_refused(
+    workdir: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    storage = f"sqlite:///{workdir / 'optuna.db'}"
+    theirs = optuna.create_study(study_name="xor-study", storage=storage)
+    theirs.set_user_attr("experiment", "xor")
+    budget = [] if argv[0] == "sync" else ["--trials", "1"]
+    code, _, err = fitscope(capsys, *argv, "--study", "xor-study", *budget)
+    assert_one_line_error(code, err, "study xor-study belongs to experiment 'xor', not 'iris'",
+                          "choose another --study")
+    assert nothing_trained(workdir)
+    assert optuna.load_study(study_name="xor-study", storage=storage).user_attrs == {
+        "experiment": "xor"}
+
+
 def test_missing_argument_and_unknown_command_are_one_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
