@@ -16,9 +16,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import optuna
 
+from common.errors import TrackingError
+from common.masking import mask_url
+from common.text import first_line
 from experiments.tasks import task_kind
 from search import record as trial_record
-from search.interrupts import InterruptGuard, raise_if_interrupted
+from search.interrupts import (
+    STORAGE_MODULES,
+    InterruptGuard,
+    interrupt_reason,
+    raise_if_interrupted,
+)
 from search.record import TrialRecord, fit_attrs, is_best_so_far, record_from_trial, settings_attrs
 from search.seeding import backend_versions, sampler_seed, trial_seed
 from search.space import sample_params
@@ -195,9 +203,13 @@ class Objective:
 
         from search.training import Diverged, fit_candidate
 
-        raise_if_interrupted()  # never start a trial after a Ctrl-C, even a swallowed one
         # first, so a supervisor can tell whose trial this is if the process dies right away
         trial.set_user_attr(trial_record.WORKER, worker_id())
+        try:
+            raise_if_interrupted()  # never start a trial after a Ctrl-C, even a swallowed one
+        except KeyboardInterrupt:
+            trial.set_user_attr(trial_record.FAIL_REASON, interrupt_reason())
+            raise
         params = sample_params(trial, self.spec.space)
         seed = trial_seed(self.settings.seed, trial.number)
         trial.set_user_attr(trial_record.PARAMS, params.flat())
@@ -230,7 +242,7 @@ class Objective:
             trial.set_user_attr(trial_record.FAIL_REASON, str(exc))
             raise
         except KeyboardInterrupt:
-            trial.set_user_attr(trial_record.FAIL_REASON, "interrupted (Ctrl-C)")
+            trial.set_user_attr(trial_record.FAIL_REASON, interrupt_reason())
             raise
         except Exception as exc:  # any other failure ends this trial only; the study goes on
             trial.set_user_attr(trial_record.FAIL_REASON, describe_failure(exc))
@@ -267,9 +279,10 @@ class _CurveSaver:
         self.trial, self.interval = trial, interval
         self.saved_at = float("-inf")
         self.saved_epochs = -1
+        self.failed = False  # the storage refused once: warned, and only the final save retries
 
     def maybe_save(self, epoch: int, history: dict[str, list[float]]) -> None:
-        if time.monotonic() - self.saved_at >= self.interval:
+        if not self.failed and time.monotonic() - self.saved_at >= self.interval:
             self.save(history)
 
     def save(self, history: dict[str, list[float]]) -> None:
@@ -279,7 +292,10 @@ class _CurveSaver:
         try:
             self.trial.set_user_attr(trial_record.HISTORY, history)
         except Exception as exc:  # called while a trial ends: never hide why it ended
-            log.warning("trial %d: could not save its curves: %s", self.trial.number, exc)
+            if not self.failed:  # one warning per trial, not one per epoch
+                log.warning("trial %d: could not save its curves: %s", self.trial.number,
+                            first_line(exc))
+            self.failed = True
             return
         self.saved_at, self.saved_epochs = time.monotonic(), epochs
 
@@ -327,6 +343,7 @@ def run_study(
         record = record_from_trial(trial)
         for observer in observers:
             observer.on_trial_end(study, record)
+        raise_if_interrupted()  # one deferred or swallowed while the trial ended: ask no other
 
     with observed(study, spec, observers):
         callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = [
@@ -336,15 +353,42 @@ def run_study(
             # after tell_observers: observers get a trial before the next one is asked for
             callbacks.append(lambda study, _trial: None if gate() else study.stop())
         if gate is None or gate():
-            study.optimize(
-                Objective(spec, data, settings),
-                n_trials=settings.trials if gate is None else None,
-                timeout=settings.timeout,
-                catch=(Exception,),
-                callbacks=callbacks,
-                gc_after_trial=False,  # clear_session() frees the graph; gc costs ~0.3 s
-            )
+            try:
+                study.optimize(
+                    Objective(spec, data, settings),
+                    n_trials=settings.trials if gate is None else None,
+                    timeout=settings.timeout,
+                    catch=(Exception,),
+                    callbacks=callbacks,
+                    gc_after_trial=False,  # clear_session() frees the graph; gc costs ~0.3 s
+                )
+            except Exception as exc:  # the objective's own errors are caught: Optuna's failed
+                failure = storage_failure(settings, exc)
+                if failure is None:
+                    raise
+                raise failure from None
     return study
+
+
+def storage_failure(settings: StudySettings, exc: BaseException) -> TrackingError | None:
+    """One line for an exception that escaped `study.optimize` because the storage failed
+    mid-study (a read-only remount, a disk error, a lost database server); None for others.
+
+    Optuna catches every exception of the objective; what escapes comes from its own writes
+    (or hides one: when the trial's final state cannot be written it raises `AssertionError:
+    Should not reach.` in their place), so the first error of the chain is the reason.
+    """
+    cause: BaseException = exc
+    while isinstance(cause, AssertionError) and cause.__context__ is not None:
+        cause = cause.__context__
+    if not type(cause).__module__.startswith(STORAGE_MODULES + ("optuna",)):
+        return None
+    return TrackingError(
+        f"the Optuna storage {mask_url(settings.storage)} failed mid-study: {first_line(cause)} "
+        "(the running trial stays RUNNING there until it is writable again; the next run of "
+        "the study fails it after the heartbeat's grace period, and `fitscope sync` then "
+        "closes its runs)"
+    )
 
 
 @contextmanager
@@ -365,6 +409,7 @@ def observed(
     with guard:
         try:
             yield
+            guard.raise_if_interrupted()  # one deferred until a checkpoint that never came
             outcome = "finished"
         except KeyboardInterrupt:
             outcome = "interrupted"

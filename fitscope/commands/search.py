@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from types import FrameType
 
 from common.errors import FitscopeError
 from fitscope import session
@@ -18,6 +19,7 @@ from fitscope.commands.args import (
 from fitscope.invocation import quiet_libraries
 from fitscope.launcher import launch
 from fitscope.preflight import check_study_outputs
+from search import interrupts
 from search.kerastuner_engine import (
     kerastuner_study_name,
     open_record_study,
@@ -57,6 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def search(args: argparse.Namespace) -> int:
     """Run (or resume) an Optuna study on one experiment, tracked in MLflow."""
+    # what `timeout`, `docker stop`, systemd, Slurm and Kubernetes send: stop as for Ctrl-C
+    signal.signal(signal.SIGTERM, _terminate)
     spec = session.experiment_spec(args.experiment, args.trials, args.timeout, args.seed,
                                    args.nondeterministic)
     quiet_libraries(args.verbose)
@@ -88,10 +92,17 @@ def search(args: argparse.Namespace) -> int:
         # the runs are closed and the process is ending: a further Ctrl-C must not turn that
         # into a traceback (run_study held them while closing; this is the rest of the way out)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print(f"\ninterrupted: run the same command again to resume study {settings.study_name}",
               file=sys.stderr)
-        return 130
+        return 128 + (interrupts.RECEIVED or signal.SIGINT)  # 130 Ctrl-C, 143 SIGTERM
     return 0
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM outside a study's guard (loading data, opening stores): as Ctrl-C there."""
+    interrupts.note_signal(signum)
+    raise KeyboardInterrupt
 
 
 def _kerastuner_kind(args: argparse.Namespace) -> str | None:

@@ -18,7 +18,7 @@ from fitscope import session
 from fitscope.commands.args import add_store_options, integer
 from fitscope.invocation import quiet_libraries
 from search.record import check_experiment
-from search.storage import open_storage
+from search.storage import Heartbeat, StaleTrialCallback, open_storage
 from tracking.reachability import check_tracking_store
 from tracking.sync import sync_study
 
@@ -44,27 +44,57 @@ def sync(args: argparse.Namespace) -> int:
                                       timeout=None)
     quiet_libraries()
     check_tracking_store(tracking)
-    study = _load_study(settings.study_name, settings.storage)
+    stale: list[int] = []
+    heartbeat = Heartbeat.from_env()
+    study = _load_study(settings.study_name, settings.storage, heartbeat,
+                        on_stale=lambda _study, trial: stale.append(trial.number))
     check_experiment(study, spec.name)
     session.announce(f"fitscope sync {spec.name}", settings, tracking,
                      f", {len(study.trials)} trials")
+    # a process killed mid-trial (kill -9, a lost machine) left its trial RUNNING: once its
+    # heartbeat is older than the grace period it is dead, so fail it (and queue its params again
+    # once) before deciding whether the parent can be closed
+    _fail_stale_trials(study)
+    for number in stale:
+        print(f"  trial {number}: no heartbeat for over {heartbeat.grace} s (its process died): "
+              "marked FAIL, its params queued again")
     stored = session.stored_session(spec, settings, tracking, study, args.data_dir)
     runs = stored.study_runs()
     written, closed = sync_study(runs, study)
     listed = f" (trials {', '.join(map(str, written))})" if written else ""
     print(f"  wrote {len(written)} child run(s){listed}; parent run {runs.parent_run_id}"
           + (f" closed {closed}" if closed else ""))
+    if closed is None and runs.parent_status() == "RUNNING":
+        print(f"  parent run left RUNNING: {still_running(study, heartbeat.grace)}")
     return 0
 
 
-def _load_study(name: str, storage_url: str) -> optuna.Study:
+def _fail_stale_trials(study: optuna.Study) -> None:
+    import optuna
+
+    optuna.storages.fail_stale_trials(study)
+
+
+def still_running(study: optuna.Study, grace: int) -> str:
+    """Why a parent stays open: the trials still RUNNING, alive by their heartbeat."""
+    from optuna.trial import TrialState
+
+    numbers = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+    return (f"trial(s) {', '.join(map(str, numbers))} still RUNNING, with a heartbeat in the "
+            f"last {grace} s: a process may still be running them; run `fitscope sync` again "
+            "once they end (or once they are silent for that long)")
+
+
+def _load_study(
+    name: str, storage_url: str, heartbeat: Heartbeat, on_stale: StaleTrialCallback
+) -> optuna.Study:
     import optuna
 
     if storage_url.startswith("sqlite:///"):
         path = Path(storage_url.removeprefix("sqlite:///"))
         if not path.is_file():  # opening it would create an empty storage and then not find it
             raise TrackingError(f"no Optuna storage at {path} (--storage, FITSCOPE_STORAGE)")
-    storage = open_storage(storage_url)
+    storage = open_storage(storage_url, heartbeat, on_stale=on_stale)
     try:
         return optuna.load_study(study_name=name, storage=storage)
     except KeyError:

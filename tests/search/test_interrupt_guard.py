@@ -40,3 +40,25 @@ def test_ctrl_c_during_cleanup_is_held_not_raised(capfd: pytest.CaptureFixture[s
 
 def test_no_guard_no_raise() -> None:
     raise_if_interrupted()
+
+
+def test_sigterm_is_handled_like_ctrl_c() -> None:
+    guard = InterruptGuard()
+    with guard, pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+    assert guard.interrupted
+
+
+def test_an_interrupt_inside_storage_code_waits_for_the_next_checkpoint() -> None:
+    # An interrupt raised inside a SQL write, or in the driver's weakref callback that returns a
+    # connection, can be swallowed or leave a transaction (and SQLite's lock) open: it is noted
+    # there and raised at the next checkpoint instead.
+    namespace: dict[str, object] = {"__name__": "sqlalchemy.pool.fake", "ctrl_c": _ctrl_c}
+    exec("def write():\n    ctrl_c()\n    return 'committed'\n", namespace)
+    guard = InterruptGuard()
+    with guard:
+        assert namespace["write"]() == "committed"  # type: ignore[operator]
+        assert guard.interrupted
+        with pytest.raises(KeyboardInterrupt):
+            raise_if_interrupted()
