@@ -34,6 +34,7 @@ from types import FrameType
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from common.children import die_with_parent
 from fitscope.workers import WorkerSlot
 from search import record as trial_record
 from search.budget import ASK, GO, STOP, TrialBudget
@@ -142,6 +143,9 @@ class Supervisor:
         proc = subprocess.Popen(
             self.argv(slot, fds), env=env, pass_fds=(replies_r, requests_w),
             start_new_session=True,  # Ctrl-C in the terminal reaches the supervisor only
+            # a supervisor killed with -9 cannot stop them: the kernel sends them SIGTERM, which
+            # stops a worker as Ctrl-C does (its trial FAIL "interrupted", its runs closed)
+            preexec_fn=die_with_parent(),
         )
         os.close(replies_r)
         os.close(requests_w)

@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+from common.children import die_with_parent
 from common.errors import TrackingError
 from common.masking import mask_url
 
@@ -98,6 +99,9 @@ class LocalMlflowServer:
             # own session: a Ctrl-C typed in the terminal must not kill it before the study
             # has closed its runs; stop() ends the whole group (mlflow starts uvicorn as a child)
             start_new_session=True,
+            # and if fitscope is killed (-9) before stop(): SIGTERM, which `mlflow server`
+            # forwards to its uvicorn child, so no server is left answering
+            preexec_fn=die_with_parent(),
         )
 
     def wait_until_ready(self) -> None:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from tests.fitscope.test_faults import (
     slow_first_trial,
     training_has_started,
 )
-from tests.processes import Fitscope, wait_until
+from tests.processes import Fitscope, listening, wait_until
 from tests.tracking.test_sync import finished_xor_study
 
 # --- SIGTERM (item 2) ---------------------------------------------------------------------------
@@ -188,3 +189,41 @@ def test_a_ctrl_c_swallowed_as_a_trial_ends_starts_no_other_trial(workdir: Path)
     trials = optuna.load_study(study_name="s", storage=storage).trials
     # before: trial 1 was created and left FAIL with no reason and no run
     assert [t.state.name for t in trials] == ["COMPLETE"]
+
+
+# --- the --workers supervisor killed with -9 (item 5) ------------------------------------------
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting to be reaped by init counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow  # a launcher, an MLflow server and a worker, each importing TensorFlow
+def test_workers_and_the_mlflow_server_die_with_a_killed_supervisor(
+    workdir: Path, tracking_uri: str
+) -> None:
+    spec, name, storage = slow_first_trial(workdir)
+    run = Fitscope(["search", str(spec), "--tracking-uri", tracking_uri, "--trials", "2",
+                    "--workers", "1"], cwd=workdir)
+    try:
+        wait_until(lambda: training_has_started(name, storage), "the first epoch", run)
+        out = run.stdout
+        workers = [int(pid) for pid in re.findall(r"started: pid (\d+)", out)]
+        port = int(re.findall(r"mlflow server http://127\.0\.0\.1:(\d+)", out)[0])
+        assert len(workers) == 1, out
+        run.proc.kill()  # kill -9: no clean-up code runs in the supervisor
+        run.wait()
+        # before: the server still answered 8 minutes later, the worker trained on
+        wait_until(lambda: not any(_alive(pid) for pid in workers), "the worker to exit",
+                   limit=60)
+        wait_until(lambda: not listening(port), "the MLflow server to stop", limit=60)
+    finally:
+        run.close()
+    trials = optuna.load_study(study_name=name, storage=storage).trials
+    assert trials[0].state.name == "FAIL"
+    assert trials[0].user_attrs["fail_reason"] == "interrupted (SIGTERM)"
