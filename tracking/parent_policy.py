@@ -3,6 +3,9 @@
 - `OwnsParent` ("study", "launcher"): the process that runs the study (or supervises its
   workers) reopens the parent at the start and closes it at the end with the study's outcome.
   The launcher runs after its workers stopped, so it also writes every run still missing.
+  Two such processes on one study (two `search` commands started together) share one parent:
+  on one machine they take turns finding or creating it (a file lock next to the study's
+  runs), and the one that ends while the other still runs trials leaves it open to that one.
 - `JoinsParent` ("worker"): a supervised worker finds the launcher's parent and writes its own
   trials' runs; it never closes the parent.
 - `SharesParent` ("standalone"): one of many independent workers (`fitscope worker`, many
@@ -14,6 +17,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from common.text import first_line
@@ -45,8 +51,11 @@ class OwnsParent:
         self.writes_every_run = writes_every_run  # the launcher: dead workers' runs too
 
     def open(self, runs: StudyRuns, study: optuna.Study) -> str:
-        parent = runs.reopen_parent(study)
-        study.set_user_attr(trial_record.MLFLOW_PARENT_STATUS, "RUNNING")
+        # find-or-create is not atomic in MLflow: without the lock two processes starting
+        # together both find no parent and both create one
+        with _parent_lock(runs.settings.runs_dir):
+            parent = runs.reopen_parent(study)
+            study.set_user_attr(trial_record.MLFLOW_PARENT_STATUS, "RUNNING")
         return parent
 
     def close(self, runs: StudyRuns, study: optuna.Study, outcome: str) -> None:
@@ -57,23 +66,31 @@ class OwnsParent:
             log.warning(
                 "MLflow summary of study %s incomplete: %s", study.study_name, first_line(exc)
             )
-        finally:
-            status = PARENT_STATUS.get(outcome, "FAILED")
-            try:
-                study.set_user_attr(trial_record.MLFLOW_PARENT_STATUS, status)
-            except Exception as exc:  # the Optuna storage is gone too; still try MLflow
-                log.warning("could not record the study's outcome: %s", first_line(exc))
-            try:
-                runs.close_parent(status)
-            except Exception as exc:
-                log.warning(
-                    "could not close MLflow run %s (%s): run `fitscope sync %s --study %s` when "
-                    "MLflow is back",
-                    runs.parent_run_id,
-                    first_line(exc),
-                    runs.spec.name,
-                    study.study_name,
-                )
+        others = _others_running(study)
+        if others:  # another process shares this parent: the last one to end closes it
+            log.warning(
+                "MLflow parent run %s left RUNNING: trial(s) %s of another process are running; "
+                "the last process to end closes it (or `fitscope sync %s --study %s`)",
+                runs.parent_run_id, ", ".join(map(str, others)), runs.spec.name,
+                study.study_name,
+            )
+            return
+        status = PARENT_STATUS.get(outcome, "FAILED")
+        try:
+            study.set_user_attr(trial_record.MLFLOW_PARENT_STATUS, status)
+        except Exception as exc:  # the Optuna storage is gone too; still try MLflow
+            log.warning("could not record the study's outcome: %s", first_line(exc))
+        try:
+            runs.close_parent(status)
+        except Exception as exc:
+            log.warning(
+                "could not close MLflow run %s (%s): run `fitscope sync %s --study %s` when "
+                "MLflow is back",
+                runs.parent_run_id,
+                first_line(exc),
+                runs.spec.name,
+                study.study_name,
+            )
 
 
 class JoinsParent:
@@ -127,6 +144,38 @@ def _write_own_runs(
             runs.spec.name,
             study.study_name,
         )
+
+
+def _others_running(study: optuna.Study) -> list[int]:
+    """RUNNING trials of other processes (alive as far as their heartbeat says: Optuna fails
+    stale ones before every new trial)."""
+    from optuna.trial import TrialState
+
+    me = worker_id()
+    try:
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    except Exception as exc:  # the storage failed: nobody can tell, so close it as usual
+        log.warning("could not read the study's running trials: %s", first_line(exc))
+        return []
+    return [t.number for t in running if t.user_attrs.get(trial_record.WORKER) != me]
+
+
+@contextmanager
+def _parent_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock held by one process of this machine at a time (fcntl; elsewhere
+    nothing is locked)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".mlflow-parent.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 POLICIES: dict[str, ParentPolicy] = {
