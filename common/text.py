@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+import reprlib
+
 from common.masking import mask_text
 
 LINE_LIMIT = 300  # a message past this is a dump (a traceback, a response body), not a reason
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxother = 60  # a value quoted in an error names it, never dumps it
+_SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = _SHOWN.maxset = 4
+_SHOWN.maxlevel = 2
+
+
+def shown(value: object) -> str:
+    """repr(value) cut to a few dozen characters and two levels: what an error message quotes
+    of a value the user gave (a 600-byte YAML alias bomb expands to gigabytes in full).
+
+    Example:
+        >>> shown([[1, 2, 3, 4, 5, 6]] * 9)
+        '[[1, 2, 3, 4, ...], [1, 2, 3, 4, ...], [1, 2, 3, 4, ...], [1, 2, 3, 4, ...], ...]'
+        >>> len(shown("x" * 10_000)) <= 60
+        True
+    """
+    return _SHOWN.repr(value)
 
 
 def first_line(value: object, with_type: bool = False) -> str:

@@ -9,6 +9,7 @@ learning_rate: {low: 1.0e-4, high: 0.1, log: true}   # Range
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -45,6 +46,11 @@ class Range(BaseModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> Range:
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            raise ValueError(f"low and high must be finite numbers, got {self.low:g}, "
+                             f"{self.high:g}")
+        if self.step is not None and not (math.isfinite(self.step) and self.step > 0):
+            raise ValueError(f"step must be a number > 0, got {self.step:g}")
         if self.low > self.high:
             raise ValueError(f"low ({self.low:g}) must not exceed high ({self.high:g})")
         if self.log and self.low <= 0:

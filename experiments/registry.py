@@ -16,9 +16,13 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from common.errors import SpecError
+from common.text import shown
 from experiments.spec import ExperimentSpec
 
 SPEC_DIR = Path(__file__).parent / "specs"
+MAX_SPEC_BYTES = 1_000_000  # the shipped specs are ~2 kB; inline data sets stay well below
+MAX_SPEC_VALUES = 200_000  # values after YAML aliases expand: a 600-byte alias bomb is billions
+MAX_SPEC_DEPTH = 32  # a spec is 4 levels deep; PyYAML recurses once per level
 
 
 def shipped_specs() -> dict[str, Path]:
@@ -47,16 +51,80 @@ def load_spec(name_or_path: str) -> ExperimentSpec:
     """Load and validate one spec; every problem becomes a one-line SpecError."""
     path = resolve_spec_path(name_or_path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with path.open("rb") as file:
+            blob = file.read(MAX_SPEC_BYTES + 1)
+        if len(blob) > MAX_SPEC_BYTES:
+            raise SpecError(f"{path}: spec larger than {MAX_SPEC_BYTES} bytes; keep data in a "
+                            "CSV file (data.path), not in the spec")
+        text = blob.decode("utf-8")
+        _check_depth(text, path)
+        raw = yaml.load(text, Loader=_SpecLoader)  # noqa: S506 (a SafeLoader: see below)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise SpecError(f"{path}: invalid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        problem = str(getattr(exc, "problem", None) or exc).splitlines()[0][:200]
+        raise SpecError(f"{path}: invalid YAML{where}: {problem}") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not a UTF-8 text file (byte {exc.start}); a spec is YAML "
+                        "text") from None
     except OSError as exc:
         raise SpecError(f"{path}: cannot read spec: {exc.strerror}") from None
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: expected a mapping of fields at the top level")
+    _check_values(raw, path)
     return parse_spec(raw, source=str(path))
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (no tags that build objects), refusing a key given twice: by
+    default the last one wins silently, so a second `name:` renamed the experiment."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults` may be overridden
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                repeated = key in seen
+            except TypeError:  # an unhashable key: the base class names that error
+                continue
+            if repeated:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark,
+                    f"duplicate key {shown(key)}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _check_depth(text: str, path: Path) -> None:
+    """Refuse nesting PyYAML would recurse into until Python's stack ends (a RecursionError)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_SPEC_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark else "?"
+                raise SpecError(f"{path}: nested deeper than {MAX_SPEC_DEPTH} levels "
+                                f"(line {line})")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
+def _check_values(raw: Any, path: Path) -> None:
+    """Refuse a spec whose YAML aliases expand to more values than any real spec holds
+    (validating or printing it would take gigabytes)."""
+    pending, count = [raw], 0
+    while pending:
+        value = pending.pop()
+        count += 1
+        if count > MAX_SPEC_VALUES:
+            raise SpecError(f"{path}: more than {MAX_SPEC_VALUES} values once YAML aliases "
+                            "expand (an alias bomb?)")
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            pending.extend(value)
 
 
 def parse_spec(raw: dict[str, Any], source: str = "<spec>") -> ExperimentSpec:
@@ -70,7 +138,7 @@ def parse_spec(raw: dict[str, Any], source: str = "<spec>") -> ExperimentSpec:
 def describe_error(exc: ValidationError) -> str:
     """The first validation problem, naming its field; unknown keys get a suggestion."""
     error = exc.errors()[0]
-    loc = [str(part) for part in error["loc"] if not _is_union_tag(part)]
+    loc = [str(part)[:60] for part in error["loc"] if not _is_union_tag(part)]
     field = ".".join(loc) or "spec"
     if error["type"] == "extra_forbidden":
         parent_fields = _fields_at(ExperimentSpec, loc[:-1])
@@ -84,7 +152,7 @@ def describe_error(exc: ValidationError) -> str:
         return message
     given = error.get("input")
     if error["type"] != "value_error" and isinstance(given, (str, int, float, bool)):
-        message += f", got {given!r}"  # pydantic's own messages do not say what was given
+        message += f", got {shown(given)}"  # pydantic's own messages do not say what was given
     return f"{field}: {message}"
 
 

@@ -16,8 +16,18 @@ import hashlib
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from common.errors import SpecError
+from common.text import shown
 from experiments.params import Choice, Fixed, Param, Range, as_param
 from experiments.thresholds import FitThresholds
 
@@ -54,6 +64,14 @@ class DataSpec(_Strict):
     split_seed: int = 42  # the course's random_state; fixed so every trial sees the same split
     scale: Literal["minmax", "standard", "divide255", "none"] = "standard"
 
+    @field_validator("columns")
+    @classmethod
+    def _unique_columns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        repeated = sorted({name for name in value if value.count(name) > 1})
+        if repeated:  # pandas would rename or merge them: name the slip instead
+            raise ValueError(f"column names must be unique; repeated: {shown(repeated)}")
+        return value
+
     @model_validator(mode="after")
     def _source_fields(self) -> DataSpec:
         needs = {
@@ -86,6 +104,10 @@ class SpaceSpec(_Strict):
         _check_numbers(
             "n_layers", self.n_layers, lambda v: v >= 1 and float(v).is_integer(), "an integer >= 1"
         )
+        for field in ("n_layers", "units", "batch_size"):  # suggest_int needs a whole step
+            step = getattr(getattr(self, field), "step", None)
+            if step is not None and not float(step).is_integer():
+                raise ValueError(f"space.{field}: expected a whole-number step, got {step:g}")
         _check_numbers(
             "units", self.units, lambda v: v >= 1 and float(v).is_integer(), "an integer >= 1"
         )
@@ -111,7 +133,9 @@ class TrainSpec(_Strict):
     deterministic: bool = True  # op determinism: same seed, same curves; off trades that for speed
     # Keras' per-step Python overhead dominates small dense nets on CPU: running 16 steps per call
     # cut a Fashion-MNIST epoch from 2.6 s to 1.5 s at batch 128 (bench/peak.py), same maths
-    steps_per_execution: int = Field(16, ge=1)
+    # at 2**31 Keras' int32 step counter wraps and fit() silently trains nothing (no val_loss);
+    # beyond an epoch's steps a larger value buys nothing
+    steps_per_execution: int = Field(16, ge=1, le=100_000)
 
 
 class SearchSpec(_Strict):
@@ -122,7 +146,7 @@ class SearchSpec(_Strict):
     objective: Literal["val_loss"] = "val_loss"  # minimised, best epoch's value
     sampler: Literal["tpe", "random"] = "tpe"
     pruner: Literal["median", "hyperband", "none"] = "median"
-    seed: int = 42
+    seed: int = Field(42, ge=0, lt=2**32)  # NumPy and TensorFlow take unsigned 32-bit seeds
     startup_trials: int = Field(5, ge=0)  # random trials before TPE models the space
     warmup_epochs: int = Field(3, ge=0)  # no pruning before this many epochs: early curves cross
 
@@ -148,8 +172,15 @@ class ExperimentSpec(_Strict):
 
     def with_search(self, **changes: Any) -> ExperimentSpec:
         """Return a copy with some `search:` fields replaced (CLI overrides), re-validated."""
-        merged = self.search.model_dump() | {k: v for k, v in changes.items() if v is not None}
-        return self.model_copy(update={"search": SearchSpec(**merged)})
+        given = {k: v for k, v in changes.items() if v is not None}
+        try:
+            search = SearchSpec(**(self.search.model_dump() | given))
+        except ValidationError as exc:  # a command-line value out of range (--seed -1)
+            error = exc.errors()[0]
+            field = ".".join(map(str, error["loc"]))
+            raise SpecError(f"--{field} {shown(error.get('input'))}: "
+                            f"{str(error['msg']).lower()}") from None
+        return self.model_copy(update={"search": search})
 
     def fingerprint(self) -> str:
         """Short hash of everything that defines the study (not the per-invocation budget)."""
@@ -169,19 +200,27 @@ def _numbers(param: Param) -> tuple[Any, ...]:
 
 def _check_numbers(field: str, param: Param, ok: Any, expected: str) -> None:
     for value in _numbers(param):
+        if isinstance(value, (list, tuple, dict, set)):  # never format a whole structure
+            raise ValueError(f"space.{field}: expected {expected}, got a {type(value).__name__}")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"space.{field}: expected {expected}, got {value!r}")
+            raise ValueError(f"space.{field}: expected {expected}, got {shown(value)}")
         if not ok(value):
-            raise ValueError(f"space.{field}: expected {expected}, got {value!r}")
+            raise ValueError(f"space.{field}: expected {expected}, got {shown(value)}")
 
 
 def _check_names(field: str, param: Param, allowed: tuple[str, ...]) -> None:
     if isinstance(param, Range):
         raise ValueError(f"space.{field}: expected a name or a list of names, not a range")
     for value in param.values():
+        if not isinstance(value, str):
+            kind = type(value).__name__
+            got = f"a {kind}" if isinstance(value, (list, tuple, dict, set)) else shown(value)
+            raise ValueError(f"space.{field}: expected a name, one of {', '.join(allowed)}; "
+                             f"got {got}")
         if value not in allowed:
             raise ValueError(
-                f"space.{field}: unknown {field} {value!r}; expected one of {', '.join(allowed)}"
+                f"space.{field}: unknown {field} {shown(value)}; expected one of "
+                f"{', '.join(allowed)}"
             )
 
 

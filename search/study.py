@@ -210,7 +210,12 @@ class Objective:
         except KeyboardInterrupt:
             trial.set_user_attr(trial_record.FAIL_REASON, interrupt_reason())
             raise
-        params = sample_params(trial, self.spec.space)
+        try:
+            params = sample_params(trial, self.spec.space)
+        except Exception as exc:  # before the fit's try below: the trial's real reason, still
+            trial.set_user_attr(trial_record.FAIL_REASON,
+                                f"sampling the search space failed: {describe_failure(exc)}")
+            raise
         seed = trial_seed(self.settings.seed, trial.number)
         trial.set_user_attr(trial_record.PARAMS, params.flat())
         trial.set_user_attr(trial_record.SETTINGS, self.trial_settings(seed))

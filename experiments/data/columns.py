@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from common.errors import DataError
+from common.text import shown
 from experiments.data.tables import Table
 
 
@@ -40,6 +42,9 @@ def feature_columns(
     for name in numeric:
         parsed[name] = as_numeric(frame[name], source, f"column {name!r}",
                                   hint="; list it in data.categorical or data.drop")
+        if parsed[name].isna().all():  # the imputer would drop it with only a library warning
+            raise DataError(f"{source}: column {name!r} has no values at all; list it in "
+                            "data.drop")
     return parsed, numeric, categorical_cols
 
 
@@ -49,14 +54,18 @@ def as_numeric(values: pd.Series, source: str, what: str, hint: str = "") -> pd.
     Raises:
         DataError: naming `what` and the first value that is not a number.
     """
-    if pd.api.types.is_bool_dtype(values):
-        return values.astype("float64")
-    if pd.api.types.is_numeric_dtype(values):
-        return values.astype("float64")
-    parsed = pd.to_numeric(values, errors="coerce")
-    bad = (parsed.isna() & values.notna()).to_numpy()
-    if bad.any():
-        row = int(bad.argmax())
-        raise DataError(f"{source}: {what} must be numeric but holds {values.iloc[row]!r} "
-                        f"(data row {row + 1}){hint}")
-    return parsed.astype("float64")
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        parsed = values.astype("float64")
+    else:
+        parsed = pd.to_numeric(values, errors="coerce").astype("float64")
+        bad = (parsed.isna() & values.notna()).to_numpy()
+        if bad.any():
+            row = int(bad.argmax())
+            raise DataError(f"{source}: {what} must be numeric but holds "
+                            f"{shown(values.iloc[row])} (data row {row + 1}){hint}")
+    infinite = np.isinf(parsed.to_numpy())
+    if infinite.any():  # every trial would end "diverged", blaming the network
+        row = int(infinite.argmax())
+        raise DataError(f"{source}: {what} holds an infinite value (data row {row + 1}); fix "
+                        "or drop that row")
+    return parsed

@@ -140,9 +140,31 @@ def test_unknown_key_is_named_with_the_closest_valid_key(
          ["space.optimizer", "'adamw'", "sgd, momentum, rmsprop, adam, adagrad"]),
         ({"space__activation": "softmaxx"}, ["space.activation", "'softmaxx'", "relu"]),
         ({"name": "Iris Big"}, ["name", "^[a-z0-9][a-z0-9_-]*$"]),
+        # issue 18: values that made every trial fail with a false reason, or a traceback
+        ({"space__units": {"low": 8, "high": 64, "step": -4}},
+         ["space.units", "step must be a number > 0, got -4"]),
+        ({"space__dropout": {"low": 0.0, "high": 0.5, "step": 0}},
+         ["space.dropout", "step must be a number > 0, got 0"]),
+        ({"space__units": {"low": 8, "high": 64, "step": 2.5}},
+         ["space.units: expected a whole-number step, got 2.5"]),
+        ({"space__learning_rate": {"low": 1e-4, "high": float("inf")}},
+         ["space.learning_rate", "low and high must be finite numbers"]),
+        ({"train__steps_per_execution": 2**31},
+         ["train.steps_per_execution", "less than or equal to 100000"]),
+        ({"search__seed": -1}, ["search.seed", "greater than or equal to 0"]),
+        ({"search__seed": 2**32}, ["search.seed", "less than 4294967296"]),
+        ({"data__columns": ["a", "b", "a"]},
+         ["data.columns", "column names must be unique; repeated: ['a']"]),
+        ({"space__units": [[8, 16], [[32]]]},
+         ["space.units: expected an integer >= 1, got a list"]),
+        ({"space__activation": [["relu"] * 300] * 300},
+         ["space.activation: expected a name", "got a list"]),
+        ({"train__max_epochs": "x" * 100_000}, ["train.max_epochs", "valid integer", "..."]),
     ],
     ids=["wrong-type", "list-for-int", "low>high", "lr-zero", "lr-negative", "no-layers",
-         "optimizer", "activation", "name"],
+         "optimizer", "activation", "name", "negative-step", "zero-step", "fractional-int-step",
+         "infinite-bound", "huge-steps-per-execution", "seed-negative", "seed-2**32",
+         "duplicate-columns", "nested-list", "huge-list", "huge-string"],
 )
 def test_invalid_spec_values_name_the_field_and_the_expectation(
     workdir: Path, capsys: pytest.CaptureFixture[str], overrides: dict, fragments: list[str]
@@ -151,6 +173,52 @@ def test_invalid_spec_values_name_the_field_and_the_expectation(
     code, _, err = fitscope(capsys, "search", str(path))
     line = assert_one_line_error(code, err, *fragments)
     assert str(path) in line
+    assert nothing_trained(workdir)
+    assert len(line) < 400  # a value is named, never dumped
+
+
+# a YAML alias bomb: 600 bytes that expand to 9**9 values (issue 18)
+ALIAS_BOMB = "name: bomb\ntask: binary\ndata: {source: generated, dataset: xor}\n" + "".join(
+    f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 9)
+).replace("[*l0", "[1").replace(", *l0", ", 1") + "space: {units: [*l8, 8]}\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "fragments"),
+    [
+        (ALIAS_BOMB.encode(), ["more than 200000 values once YAML aliases expand"]),
+        (b"name: x\ntask: binary\ndata: " + b"[" * 3000 + b"]" * 3000 + b"\n",
+         ["nested deeper than 32 levels (line 3)"]),
+        (b"name: xor\ntask: binary\ndata: {source: generated, dataset: xor}\nname: other\n",
+         ["invalid YAML (line 4): duplicate key 'name'"]),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", ["not a UTF-8 text file (byte 0)"]),
+        ("name: caf\xe9\n".encode("latin-1"), ["not a UTF-8 text file (byte 9)"]),
+        (b"name: x\n#" + b"#" * 1_000_000, ["spec larger than 1000000 bytes"]),
+    ],
+    ids=["alias-bomb", "deep-nesting", "duplicate-key", "binary", "latin-1", "too-big"],
+)
+def test_unusable_spec_files_are_one_line(
+    workdir: Path, capsys: pytest.CaptureFixture[str], content: bytes, fragments: list[str]
+) -> None:
+    path = workdir / "bad.yaml"
+    path.write_bytes(content)
+    code, _, err = fitscope(capsys, "search", str(path))
+    line = assert_one_line_error(code, err, f"{path}: ", *fragments)
+    assert len(line) < 400
+    assert nothing_trained(workdir)
+
+
+@pytest.mark.parametrize(
+    ("seed", "fragment"),
+    [("-1", "--seed -1: input should be greater than or equal to 0"),
+     (str(2**32), f"--seed {2**32}: input should be less than 4294967296")],
+    ids=["negative", "2**32"],
+)
+def test_seed_out_of_range_on_the_command_line(
+    workdir: Path, capsys: pytest.CaptureFixture[str], seed: str, fragment: str
+) -> None:
+    code, _, err = fitscope(capsys, "search", "xor", "--seed", seed)
+    assert_one_line_error(code, err, fragment)
     assert nothing_trained(workdir)
 
 
@@ -168,14 +236,24 @@ def test_invalid_spec_values_name_the_field_and_the_expectation(
         ("a,b,y\n", {}, ["table.csv: no data rows"]),
         ("a,y\n" + "".join(f"{i},1\n" for i in range(30)), {},
          ["table.csv: target column 'y' has a single class"]),
+        # issue 18: every trial "diverged", or the column vanished with a library warning
+        ("a,b,y\n" + "".join(f"{i},{i % 3},{i * 0.5}\n" for i in range(30)).replace(
+            "\n7,1,3.5\n", "\n7,1,inf\n"), {"task": "regression"},
+         ["table.csv: regression target 'y' holds an infinite value (data row 8)"]),
+        (BINARY_CSV.replace("\n7,1,", "\n7,-inf,"), {},
+         ["table.csv: column 'b' holds an infinite value (data row 8)"]),
+        ("a,b,y\n" + "".join(f"{i},,{i % 2}\n" for i in range(30)), {},
+         ["table.csv: column 'b' has no values at all; list it in data.drop"]),
     ],
-    ids=["no-target-column", "text-in-numeric-column", "empty", "header-only", "single-class"],
+    ids=["no-target-column", "text-in-numeric-column", "empty", "header-only", "single-class",
+         "inf-in-target", "inf-in-feature", "all-nan-column"],
 )
 def test_bad_csv_names_file_and_problem(
     workdir: Path, capsys: pytest.CaptureFixture[str], csv_text: str, data: dict,
     fragments: list[str],
 ) -> None:
-    path = csv_spec(workdir, csv_text, **data)
+    task = data.pop("task", "binary")
+    path = csv_spec(workdir, csv_text, task, **data)
     code, _, err = fitscope(capsys, "search", str(path))
     assert_one_line_error(code, err, *fragments)
     assert nothing_trained(workdir)

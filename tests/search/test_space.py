@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import optuna
 import pytest
 
+from experiments.data import load_dataset
 from experiments.params import Choice, Fixed, Range
+from experiments.registry import load_spec
 from experiments.spec import SpaceSpec
 from search.params import TrialParams
 from search.space import sample_params
+from search.study import Objective, StudySettings
 
 BASE = {"activation": "relu", "optimizer": "adam", "learning_rate": 1e-3, "batch_size": 32,
         "dropout": 0.1}
@@ -66,3 +71,20 @@ def test_flat_round_trip_accepts_mlflow_strings() -> None:
     assert TrialParams.from_flat(as_strings) == params
     with pytest.raises(KeyError):
         TrialParams.from_flat({k: v for k, v in as_strings.items() if k != "units_1"})
+
+
+def test_a_sampling_error_is_recorded_as_the_trials_fail_reason(tmp_path: Path) -> None:
+    """sample_params ran before the objective's try: its error was lost and the trial read
+    "the process died" (issue 18). A space the sampler refuses, past the spec's validation:"""
+    spec = load_spec("xor")
+    refused = Range.model_construct(low=8.0, high=64.0, log=False, step=-4.0)
+    spec = spec.model_copy(update={"space": spec.space.model_copy(update={"units": refused})})
+    settings = StudySettings(study_name="s", storage="", trials=1, timeout=None, seed=1,
+                             runs_dir=tmp_path)
+    study = optuna.create_study()
+    study.optimize(Objective(spec, load_dataset(spec, None), settings), n_trials=1,
+                   catch=(Exception,))
+    trial = study.trials[0]
+    assert trial.state == optuna.trial.TrialState.FAIL
+    assert trial.user_attrs["fail_reason"].startswith("sampling the search space failed: ")
+    assert "step" in trial.user_attrs["fail_reason"]
