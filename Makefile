@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/nu
 EXP ?= fashion
 PORT ?= 5000
 DASH_PORT ?= 8080
+SERVE_PORT ?= 5001
 # Optional knobs passed through to fitscope when set
 ARGS = $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) \
        $(if $(SEED),--seed $(SEED)) $(if $(STUDY),--study $(STUDY)) \
@@ -18,7 +19,7 @@ ARGS = $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) 
        $(if $(WORKERS_PER_GPU),--workers-per-gpu $(WORKERS_PER_GPU))
 
 .DEFAULT_GOAL := help
-.PHONY: help install search compare rerun list show ui report dashboard test test-fast lint data fashion-data bench bench-quick soak
+.PHONY: help install search compare rerun predict serve list show ui report dashboard test test-fast lint data fashion-data bench bench-quick soak
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,6 +42,16 @@ compare: install data ## Optuna vs KerasTuner on one spec and budget: make compa
 rerun: install ## make rerun RUN=<id>: retrain one trial from its MLflow run and compare the curves
 	@test -n "$(RUN)" || { echo "usage: make rerun RUN=<mlflow run id of a trial>"; exit 2; }
 	$(BIN)/fitscope rerun $(RUN) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+
+predict: install ## predict new raw data with the best model: make predict EXP=titanic INPUT=new.csv [OUTPUT=out.csv MODEL=models:/titanic/3]
+	@test -n "$(INPUT)" || { echo "usage: make predict EXP=<experiment> INPUT=<csv, or .npy/IDX images> [OUTPUT=file]"; exit 2; }
+	$(BIN)/fitscope predict $(EXP) --input $(INPUT) $(if $(OUTPUT),--output $(OUTPUT)) $(if $(MODEL),--model $(MODEL))
+
+# MLflow starts uvicorn from PATH: the venv's bin goes first. The store is search's default
+# unless MLFLOW_TRACKING_URI is set; the registry alias `best` follows every study's best trial.
+serve: install ## serve the best model over HTTP on 127.0.0.1:$(SERVE_PORT): make serve EXP=titanic (POST /invocations)
+	PATH="$(CURDIR)/$(BIN):$$PATH" MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" \
+	  $(BIN)/mlflow models serve -m "models:/$(EXP)@best" --env-manager local --host 127.0.0.1 --port $(SERVE_PORT)
 
 data: ## make Fashion-MNIST available when EXP=fashion (the tabular files ship in the package)
 	@if [ "$(EXP)" = fashion ]; then $(MAKE) --no-print-directory fashion-data; fi

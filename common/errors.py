@@ -25,3 +25,8 @@ class RerunError(FitscopeError):
 
 class OutputError(FitscopeError):
     """A directory fitscope must write to (runs, stores, reports) is missing or not writable."""
+
+
+class InputError(FitscopeError):
+    """Inputs given to a trained model (`fitscope predict`, a served model) do not fit it: a
+    missing or unknown column, text in a numeric column, images of the wrong shape."""

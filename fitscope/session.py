@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from analysis.diagnosis import baseline_loss
 from common.masking import mask_url
 from experiments.data import load_dataset
+from experiments.data.raw_inputs import fit_raw_inputs
 from experiments.registry import load_spec
 from experiments.spec import ExperimentSpec
 from experiments.tasks import task_kind
@@ -115,6 +117,8 @@ class StudySession:
         class_names: Confusion-matrix labels (None for regression).
         baseline: The trivial predictor's loss, for the fit diagnosis.
         data_sha256: Hash of the preprocessed arrays, tagged on every run.
+        data_dir: Where the data files were looked up (--data-dir): the best model's
+            preprocessing is fitted again from them.
     """
 
     spec: ExperimentSpec
@@ -124,6 +128,7 @@ class StudySession:
     class_names: Sequence[str] | None
     baseline: float | None
     data_sha256: str | None
+    data_dir: str | Path | None = None
 
     @property
     def headline(self) -> str:
@@ -137,7 +142,8 @@ class StudySession:
     def study_runs(self, uri: str | None = None, log_best_model: bool = True) -> StudyRuns:
         """The study's runs in MLflow; `uri` replaces the tracking URI (the launcher's server)."""
         return StudyRuns(uri or self.tracking, self.spec, self.settings, self.class_names,
-                         self.baseline, self.data_sha256, log_best_model=log_best_model)
+                         self.baseline, self.data_sha256, log_best_model=log_best_model,
+                         raw_inputs=functools.partial(fit_raw_inputs, self.spec, self.data_dir))
 
     def mlflow(
         self,
@@ -189,11 +195,15 @@ def load_session(
     data = load_dataset(spec, data_dir)
     if not quiet:
         print(f"  data: {data.split_note}; {data.n_features} features", flush=True)
-    return session_for(spec, settings, tracking, data)
+    return session_for(spec, settings, tracking, data, data_dir)
 
 
 def session_for(
-    spec: ExperimentSpec, settings: StudySettings, tracking: str, data: Dataset
+    spec: ExperimentSpec,
+    settings: StudySettings,
+    tracking: str,
+    data: Dataset,
+    data_dir: str | Path | None = None,
 ) -> StudySession:
     """The session around data already loaded (the benchmarks reuse one data set)."""
     return StudySession(
@@ -204,6 +214,7 @@ def session_for(
         class_names=data.class_names,
         baseline=baseline_loss(spec.task, data.y_train, data.n_classes),
         data_sha256=data.sha256(),
+        data_dir=data_dir,
     )
 
 
@@ -229,4 +240,5 @@ def stored_session(
         class_names=class_names,
         baseline=attrs.get(trial_record.BASELINE_LOSS),
         data_sha256=attrs.get(trial_record.DATA_SHA256),
+        data_dir=data_dir,
     )

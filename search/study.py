@@ -184,6 +184,8 @@ def open_study(
         study.set_user_attr(trial_record.EXPERIMENT, spec.name)
         study.set_user_attr(trial_record.SPEC, spec.model_dump(mode="json"))
         study.set_user_attr(trial_record.SEED, settings.seed)
+    if study.metric_names is None:  # optuna-dashboard then says val_loss, not "Objective 0"
+        study.set_metric_names([spec.search.objective])
     return study
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,7 @@ from common.text import first_line
 from experiments.tasks import task_kind
 from search import record as trial_record
 from search.record import TrialRecord, record_from_trial
-from tracking.best_model import log_best_model
+from tracking.best_model import Winner, log_best_model
 from tracking.fingerprint import run_tags, study_tags
 from tracking.reachability import http_client_defaults
 from tracking.trial_run import ROLE_TAG, STUDY_TAG, log_trial_run
@@ -30,11 +30,16 @@ from tracking.trial_run import ROLE_TAG, STUDY_TAG, log_trial_run
 if TYPE_CHECKING:
     import optuna
 
+    from experiments.data.raw_inputs import RawInputs
     from experiments.spec import ExperimentSpec
     from search.study import StudySettings
 
 log = logging.getLogger(__name__)
 SPEC_ARTIFACT = "spec.json"  # the resolved spec on the parent: `fitscope rerun` rebuilds from it
+# MLflow 3's UI opens a "model training" experiment on its training runs, not on the GenAI
+# overview (traces, tokens) it shows an experiment of unknown kind
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 # A child run still RUNNING after this long was abandoned half-written (its writer died or lost
 # MLflow mid-way): writing one takes about a second.
 STALE_CHILD_S = 300
@@ -51,7 +56,10 @@ class StudyRuns:
         class_names: Confusion-matrix labels (None for regression).
         baseline_loss: The trivial predictor's loss, for the fit diagnosis.
         data_sha256: Hash of the preprocessed arrays, tagged on every run.
-        log_best_model: Log the best trial's Keras model on the parent when summarising.
+        log_best_model: Log the best trial's model on the parent when summarising, and
+            register it.
+        raw_inputs: Gives the experiment's fitted raw-input preprocessing, which the logged
+            model carries (called only when a best model is logged).
     """
 
     def __init__(
@@ -63,6 +71,7 @@ class StudyRuns:
         baseline_loss: float | None = None,
         data_sha256: str | None = None,
         log_best_model: bool = True,
+        raw_inputs: Callable[[], RawInputs] | None = None,
     ) -> None:
         from mlflow.tracking import MlflowClient
 
@@ -74,6 +83,7 @@ class StudyRuns:
         self.baseline_loss = baseline_loss
         self.data_sha256 = data_sha256
         self.log_best_model = log_best_model
+        self.raw_inputs = raw_inputs
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.experiment_id = ""
         self.parent_run_id = ""
@@ -99,7 +109,9 @@ class StudyRuns:
         experiment = self.client.get_experiment_by_name(name)
         if experiment is None:
             try:
-                self.experiment_id = str(self.client.create_experiment(name))
+                self.experiment_id = str(
+                    self.client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+                )
                 return
             except Exception:  # a worker started at the same moment created it first
                 experiment = self.client.get_experiment_by_name(name)
@@ -111,6 +123,8 @@ class StudyRuns:
                 " or point --tracking-uri elsewhere"
             )
         self.experiment_id = str(experiment.experiment_id)
+        if EXPERIMENT_KIND_TAG not in experiment.tags:  # created before fitscope set it
+            self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
 
     def find_parent(self, study: optuna.Study) -> str | None:
         """The study's parent run in this store: the one the study names, else by tags."""
@@ -266,8 +280,10 @@ class StudyRuns:
         self.client.log_metric(self.parent_run_id, "best_val_loss", float(study.best_value))
         for name, value in best.test.items():
             self.client.log_metric(self.parent_run_id, f"best_{name}", float(value))
-        if self.log_best_model:
-            log_best_model(self.client, self.tracking_uri, self.parent_run_id, best)
+        if self.log_best_model and self.raw_inputs is not None:
+            winner = Winner(self.spec.name, self.settings.study_name, self.parent_run_id,
+                            best_run, best, float(study.best_value), self.data_sha256)
+            log_best_model(self.client, self.tracking_uri, winner, self.raw_inputs)
 
     def _log_parent_params(self, run_id: str, labels: dict[str, str] | None = None) -> None:
         from mlflow.entities import Param

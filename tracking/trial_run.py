@@ -61,7 +61,7 @@ def log_trial_run(
         own["fit"] = diagnosis.fit
         own["fit_reason"] = diagnosis.reason
     own.update(tags or {})
-    name = run_name or f"trial-{record.number:04d}"
+    name = run_name or trial_run_name(record)
     run = client.create_run(experiment_id, run_name=name, tags=own)
     run_id = run.info.run_id
     try:
@@ -85,6 +85,29 @@ def log_trial_run(
         raise
     client.set_terminated(run_id, status)
     return run_id
+
+
+def trial_run_name(record: TrialRecord) -> str:
+    """What a trial is at a glance, as its run's name: number, units per layer, optimizer and
+    learning rate.
+
+    Example:
+        >>> from search.record import TrialRecord
+        >>> params = {"n_layers": 2, "units_0": 411, "units_1": 64, "optimizer": "adam",
+        ...           "learning_rate": 6.8e-4}
+        >>> trial_run_name(TrialRecord(16, "COMPLETE", params, {}, {}, None, None, 0, None,
+        ...                            None, {}, None))
+        't16 411-64 adam 6.8e-4'
+    """
+    params = record.params
+    layers = int(params.get("n_layers", 0) or 0)
+    units = "-".join(str(params[f"units_{i}"]) for i in range(layers) if f"units_{i}" in params)
+    parts = [f"t{record.number}", units, str(params.get("optimizer", ""))]
+    rate = params.get("learning_rate")
+    if isinstance(rate, (int, float)):
+        mantissa, exponent = f"{rate:.1e}".split("e")
+        parts.append(f"{mantissa}e{int(exponent)}")
+    return " ".join(p for p in parts if p)
 
 
 def _final_metrics(record: TrialRecord, diagnosis: Diagnosis | None) -> dict[str, float]:

@@ -53,19 +53,48 @@ def scale_pixels(
     train: np.ndarray, others: tuple[np.ndarray, ...], scale: str
 ) -> tuple[np.ndarray, ...]:
     """Scale uint8 pixels to float32; minmax/standard statistics come from `train` only."""
-    if scale == "divide255":
-        return tuple(np.divide(a, np.float32(255), dtype=np.float32) for a in (train, *others))
-    arrays = tuple(a.astype(np.float32) for a in (train, *others))
-    if scale == "none":
-        return arrays
+    offset, divisor = pixel_scaling(train, scale)
+    return tuple(apply_scaling(a, scale, offset, divisor) for a in (train, *others))
+
+
+def pixel_scaling(
+    train: np.ndarray, scale: str
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(offset, divisor) per pixel for minmax/standard, from the train images; (None, None) for
+    divide255 and none, which need no statistics."""
+    if scale in ("divide255", "none"):
+        return None, None
+    pixels = train.astype(np.float32)
     if scale == "minmax":
-        low = arrays[0].min(axis=0)
-        span = arrays[0].max(axis=0) - low
-        offset, divisor = low, np.where(span > 0, span, 1)  # constant border pixels stay 0
-    else:  # standard
-        offset, std = arrays[0].mean(axis=0), arrays[0].std(axis=0)
-        divisor = np.where(std > 0, std, 1)
-    return tuple((a - offset) / divisor for a in arrays)
+        low = pixels.min(axis=0)
+        span = pixels.max(axis=0) - low
+        return low, np.where(span > 0, span, 1)  # constant border pixels stay 0
+    mean, std = pixels.mean(axis=0), pixels.std(axis=0)  # standard
+    return mean, np.where(std > 0, std, 1)
+
+
+def apply_scaling(
+    pixels: np.ndarray, scale: str, offset: np.ndarray | None, divisor: np.ndarray | None
+) -> np.ndarray:
+    """Flattened pixels (n, 784) scaled as the train images were (pixel_scaling)."""
+    if scale == "divide255":
+        return np.divide(pixels, np.float32(255), dtype=np.float32)
+    scaled = pixels.astype(np.float32)
+    if offset is None or divisor is None:
+        return scaled
+    return (scaled - offset) / divisor
+
+
+def train_images(data: DataSpec, data_dir: Path | None) -> np.ndarray:
+    """The train split's flattened images (val carved out as idx_dataset does): what the pixel
+    scaling was fitted on."""
+    info = IDX_DATASETS.get(data.dataset or "")
+    if info is None:
+        raise DataError(f"data.dataset: unknown idx data set {data.dataset!r}")
+    images, labels = _pair(info, info.train_images, info.train_labels, data_dir)
+    train, _ = carve(np.arange(len(labels)), data.val_size, data.split_seed, labels,
+                     f"validation split of {data.dataset}")
+    return images[train]
 
 
 def _pair(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
@@ -17,12 +20,41 @@ from experiments.data.targets import class_indices, regression_values
 from experiments.spec import DataSpec
 
 
-def tabular_dataset(table: Table, task: str, data: DataSpec) -> Dataset:
-    """Split `table` (holdout or none), preprocess it and return the arrays.
+@dataclass(frozen=True)
+class FittedTable:
+    """One table split into row indices, with the preprocessing fitted on its train rows.
+
+    Attributes:
+        features: The feature columns, numeric ones parsed to float (raw rows, no imputation).
+        numeric: Numeric feature columns, in file order.
+        categorical: One-hot encoded feature columns, in file order.
+        y: Class indices or regression values of every row.
+        class_names: Names of classes 0..K-1; None for regression.
+        train: Row indices of the train split (val and test likewise).
+        transformer: Imputers, scaler and one-hot encoder, fitted on the train rows only.
+        note: One human line describing the split.
+    """
+
+    features: pd.DataFrame
+    numeric: list[str]
+    categorical: list[str]
+    y: np.ndarray
+    class_names: tuple[str, ...] | None
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    transformer: ColumnTransformer
+    note: str
+
+
+def fit_table(table: Table, task: str, data: DataSpec) -> FittedTable:
+    """Split `table` (holdout or none) and fit its preprocessing on the train rows.
 
     Holdout: `test_size` of all rows is the test set, then `val_size` of the rest the val set,
     both with random_state `split_seed`, stratified for classification. The imputers, scaler
-    and one-hot encoder see the train rows only, so val and test stay unseen.
+    and one-hot encoder see the train rows only, so val and test stay unseen. The same spec
+    always gives the same split and the same fitted transformer, which is how a study's best
+    model gets its preprocessing back (experiments/data/raw_inputs.py).
     """
     features, numeric, categorical = feature_columns(table, data.drop, data.categorical)
     target = table.frame[table.target]
@@ -48,24 +80,34 @@ def tabular_dataset(table: Table, task: str, data: DataSpec) -> Dataset:
 
     transformer = build_transformer(numeric, categorical, data.scale)
     transformer.fit(features.iloc[train])
+    return FittedTable(features, numeric, categorical, y, class_names, train, val, test,
+                       transformer, note)
+
+
+def tabular_dataset(table: Table, task: str, data: DataSpec) -> Dataset:
+    """Split `table`, preprocess it (fit_table) and return the arrays."""
+    fitted = fit_table(table, task, data)
+    features, transformer, y = fitted.features, fitted.transformer, fitted.y
 
     def x(part: np.ndarray) -> np.ndarray:
         return np.asarray(transformer.transform(features.iloc[part]), dtype=np.float32)
 
     names = tuple(str(n) for n in transformer.get_feature_names_out())
-    x_train = x(train)
-    x_val, x_test = (x_train, x_train) if data.split == "none" else (x(val), x(test))
+    x_train = x(fitted.train)
+    x_val, x_test = (
+        (x_train, x_train) if data.split == "none" else (x(fitted.val), x(fitted.test))
+    )
     bad = [n for n, ok in zip(names, np.isfinite(x_train).all(axis=0), strict=True) if not ok]
     if bad:
         raise DataError(f"{table.source}: column {bad[0]} holds infinite values")
     return Dataset(
-        x_train=x_train, y_train=y[train],
-        x_val=x_val, y_val=y[val],
-        x_test=x_test, y_test=y[test],
+        x_train=x_train, y_train=y[fitted.train],
+        x_val=x_val, y_val=y[fitted.val],
+        x_test=x_test, y_test=y[fitted.test],
         feature_names=names,
-        class_names=class_names,
-        n_classes=None if class_names is None else len(class_names),
-        split_note=note,
+        class_names=fitted.class_names,
+        n_classes=None if fitted.class_names is None else len(fitted.class_names),
+        split_note=fitted.note,
     )
 
 
