@@ -18,6 +18,7 @@ from experiments.registry import load_spec
 from fitscope.cli import main
 from fitscope.rerun import as_written, spec_from_params
 from tests.conftest import TABULAR, mlflow_runs, write_spec
+from tests.processes import Fitscope
 from tracking.study_runs import SPEC_ARTIFACT
 
 FINGERPRINT = ("env.python", "env.keras_version", "env.keras_backend", "env.keras_backend_version",
@@ -56,13 +57,26 @@ def _rerun(study: Study, run_id: str, *extra: str) -> int:
     return main(["rerun", run_id, "--tracking-uri", study.uri, *extra])
 
 
+def assert_gpu_tag_fits_this_machine(tag: str) -> None:
+    """`env.gpu` names what TensorFlow uses here: "none" on a machine without a GPU, the
+    device where TensorFlow sees one, "(not used by tensorflow)" where only nvidia-smi does."""
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        assert tag != "none" and "not used by" not in tag, tag
+    elif shutil.which("nvidia-smi") is None:
+        assert tag == "none"
+    else:
+        assert tag == "none" or tag.endswith("(not used by tensorflow)"), tag
+
+
 def test_every_run_carries_the_environment_fingerprint(iris_study: Study) -> None:
     data_hash = load_dataset(load_spec(str(iris_study.spec))).sha256()
     for run in [iris_study.parent, *iris_study.children]:
         missing = [tag for tag in FINGERPRINT if not run.data.tags.get(tag)]
         assert not missing, f"{run.info.run_name} lacks {missing}"
         assert run.data.tags["data_sha256"] == data_hash
-        assert run.data.tags["env.gpu"] == "none"  # the test machine has no GPU
+        assert_gpu_tag_fits_this_machine(run.data.tags["env.gpu"])
     for child in iris_study.children:
         assert child.data.params["deterministic"] == "True"
         assert child.data.params["split_seed"] == "42"
@@ -74,12 +88,14 @@ def test_every_run_carries_the_environment_fingerprint(iris_study: Study) -> Non
     assert SPEC_ARTIFACT in artifacts
 
 
-def test_a_trial_of_a_real_study_reruns_identical(
-    iris_study: Study, capsys: pytest.CaptureFixture[str]
-) -> None:
-    original = iris_study.children[2]  # the third trial of its process: no state leaks in
-    assert _rerun(iris_study, original.info.run_id) == 0
-    out = capsys.readouterr().out
+def test_a_trial_of_a_real_study_reruns_identical(iris_study: Study) -> None:
+    # the third trial of its process, rerun by a process of its own: nothing this process
+    # loaded, seeded or traced can make it repeat (the other reruns here run in-process)
+    original = iris_study.children[2]
+    rerun_process = Fitscope(["rerun", original.info.run_id, "--tracking-uri", iris_study.uri],
+                             cwd=iris_study.folder)
+    assert rerun_process.wait() == 0, rerun_process.output()
+    out = rerun_process.stdout
     assert "verdict: identical (bitwise): loss, val_loss" in out
     assert "best_epoch" in out and "test_accuracy" in out
 
@@ -236,3 +252,81 @@ def test_a_pruned_trial_replays_the_epochs_it_trained(
     assert rerun.data.tags["rerun_of"] == pruned.info.run_id
     assert rerun.data.metrics["epochs_trained"] == epochs
     assert rerun.data.tags["rerun_epochs"] == str(epochs)
+
+
+# --- issue 19: the exit codes of `fitscope rerun` through the CLI ---------------------------
+# Shown to fail by breaking each once (undone at once): with "different" mapped to exit 0 in
+# fitscope/commands/rerun.py the tampered copy exits 0; without the `kt_continues` refusal in
+# fitscope/rerun.py the continued round is retrained (exit 0); with `--nondeterministic`
+# ignored by fitscope/commands/search.py the run records deterministic True.
+
+
+def _copy_of(client: MlflowClient, original: Any, tamper: str = "",
+             **extra_params: str) -> str:
+    """A copy of a trial run (tags, params, every metric's history), with `tamper`'s epoch 1
+    moved by 0.01 as if someone edited the recorded curve, and `extra_params` added."""
+    from mlflow.entities import Metric, Param
+
+    tags = {k: v for k, v in original.data.tags.items() if k != "mlflow.runName"}
+    copy = client.create_run(original.info.experiment_id, run_name="trial-copy", tags=tags)
+    metrics = []
+    for name in original.data.metrics:
+        for m in client.get_metric_history(original.info.run_id, name):
+            value = m.value + 0.01 if (name, m.step) == (tamper, 1) else m.value
+            metrics.append(Metric(name, value, m.timestamp, m.step))
+    params = [Param(k, v) for k, v in {**original.data.params, **extra_params}.items()]
+    client.log_batch(copy.info.run_id, metrics=metrics, params=params)
+    client.set_terminated(copy.info.run_id)
+    return copy.info.run_id
+
+
+def test_rerun_of_a_tampered_curve_exits_1(
+    iris_study: Study, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = MlflowClient(iris_study.uri)
+    tampered = _copy_of(client, iris_study.children[1], tamper="val_loss")
+    assert _rerun(iris_study, tampered) == 1
+    out = capsys.readouterr().out
+    assert "verdict: different" in out
+    assert "val_loss" in out
+
+
+def test_rerun_of_a_continued_hyperband_round_exits_2(
+    iris_study: Study, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A Hyperband round that went on from another trial's saved weights carries the param
+    # kt_continues (its record's settings, logged as params like kt_trial_id: both are checked
+    # in tests/search/test_kerastuner_engine.py). A real Hyperband study through the CLI costs
+    # ~25 s; a copy of a trial with that param reaches the same refusal.
+    client = MlflowClient(iris_study.uri)
+    continued = _copy_of(client, iris_study.children[0], kt_trial_id="0003",
+                         kt_continues="0001")
+    assert _rerun(iris_study, continued) == 2
+    err = capsys.readouterr().err
+    assert f"run {continued} continued the weights of KerasTuner trial 0001" in err
+    assert "Traceback" not in err
+    reruns = client.search_runs([iris_study.children[0].info.experiment_id],
+                                f"tags.rerun_of = '{continued}'")
+    assert reruns == []  # refused before anything was trained or logged
+
+
+def test_a_nondeterministic_run_reruns_and_says_so(
+    iris_study: Study, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = write_spec(tmp_path, "iris", name="iris-nondeterministic", train__max_epochs=2,
+                      train__patience=2, search__pruner="none")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        assert main(["search", str(spec), "--trials", "1", "--nondeterministic",
+                     "--tracking-uri", iris_study.uri]) == 0
+    (child,) = _runs(iris_study, "iris-nondeterministic", "trial")
+    assert child.data.params["deterministic"] == "False"
+    capsys.readouterr()
+    code = _rerun(iris_study, child.info.run_id)
+    out = capsys.readouterr().out
+    assert code in (0, 1), out  # its kernels need not repeat: either verdict is honest
+    assert "deterministic false" in out  # the plan line says how it retrains
+    hint = "the original ran with deterministic=false: its kernels need not repeat"
+    assert (hint in out) == (code == 1), out  # and a difference is explained
+    (rerun,) = _runs(iris_study, "iris-nondeterministic", "rerun")
+    assert rerun.data.params["deterministic"] == "False"
