@@ -8,6 +8,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
+from common.errors import TrackingError
 from experiments.data import load_dataset
 from experiments.registry import load_spec
 from experiments.spec import ExperimentSpec
@@ -160,10 +161,11 @@ def test_a_study_of_another_engine_is_refused(
             "--tracking-uri", tracking_uri]
     assert main(argv) == 2
     assert "holds trials of the optuna engine" in capsys.readouterr().err
-    with pytest.raises(Exception, match="kerastuner hyperband"):
-        settings = StudySettings(kerastuner_study_name(spec, "hyperband"), storage, 1, None, 42,
-                                 workdir / "runs")
-        open_record_study(spec, settings, "hyperband")
+    settings = StudySettings(kerastuner_study_name(spec, "hyperband"), storage, 1, None, 42,
+                             workdir / "runs")
+    open_record_study(spec, settings, "hyperband")  # creates it: no error
+    # only the second call may raise, and only the one-line TrackingError (issue 19)
+    with pytest.raises(TrackingError, match="holds trials of the kerastuner hyperband engine"):
         open_record_study(spec, settings, "random")
     assert main(["search", str(spec_path), "--tuner", "random"]) == 2
     assert "--tuner applies to --engine kerastuner" in capsys.readouterr().err
