@@ -165,8 +165,16 @@ class StudySession:
 
         def hints() -> list[str]:
             parent = tracker.parent_run_id if tracker is not None else "?"
-            return [f"MLflow: experiment {self.spec.name}, parent run {parent}; open `make ui`",
-                    f"resume or extend: {self.settings.command}"]
+            lines = [f"MLflow: experiment {self.spec.name}, parent run {parent}; open `make ui`"]
+            if tracker is not None and tracker.runs.experiment_id:
+                # MLflow 3's UI starts on its GenAI view in a new browser; this opens the runs
+                ui = self.tracking if self.tracking.startswith("http") else "http://127.0.0.1:5000"
+                lines.append(f"  training runs: {mask_url(ui).rstrip('/')}/#/experiments/"
+                             f"{tracker.runs.experiment_id}/runs?workflowType=machine_learning")
+            lines += [f"use the winner: fitscope predict {self.spec.name} --input FILE "
+                      f"(models:/{self.spec.name}@best; docs/using-a-winner.md)",
+                      f"resume or extend: {self.settings.command}"]
+            return lines
 
         trials = self.settings.trials if total == -1 else total
         return ConsoleReporter(trials, self.headline, self.baseline, dict(self.spec.diagnosis),
