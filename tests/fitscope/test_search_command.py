@@ -23,6 +23,9 @@ def test_iris_study_leaves_a_parent_and_one_child_per_trial(
     assert parent.info.status == "FINISHED"
     assert [int(c.data.tags["trial_number"]) for c in children] == [0, 1, 2]
     client = MlflowClient(tracking_uri=tracking_uri)
+    (summary,) = optuna.get_all_study_summaries(f"sqlite:///{workdir / 'optuna.db'}")
+    trials = optuna.load_study(study_name=summary.study_name,
+                               storage=f"sqlite:///{workdir / 'optuna.db'}").trials
     for child in children:
         assert child.info.status == "FINISHED"
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
@@ -30,6 +33,13 @@ def test_iris_study_leaves_a_parent_and_one_child_per_trial(
         history = client.get_metric_history(child.info.run_id, "val_loss")
         assert [m.step for m in history] == list(range(int(child.data.metrics["epochs_trained"])))
         assert min(m.value for m in history) == pytest.approx(child.data.metrics["best_val_loss"])
+        # every curve, epoch by epoch at its step, as the trial recorded it (issue 19)
+        recorded = trials[int(child.data.tags["trial_number"])].user_attrs["history"]
+        for curve in ("loss", "val_loss", "accuracy", "val_accuracy"):
+            points = sorted(client.get_metric_history(child.info.run_id, curve),
+                            key=lambda m: m.step)
+            assert [m.step for m in points] == list(range(len(recorded[curve]))), curve
+            assert [m.value for m in points] == pytest.approx(recorded[curve], rel=1e-6), curve
         for name in ("test_accuracy", "test_f1_macro", "test_loss", "n_params", "best_epoch"):
             assert name in child.data.metrics
         for name in ("n_layers", "units_0", "learning_rate", "seed", "keras_backend", "patience"):
