@@ -19,7 +19,7 @@ ARGS = $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) 
        $(if $(WORKERS_PER_GPU),--workers-per-gpu $(WORKERS_PER_GPU))
 
 .DEFAULT_GOAL := help
-.PHONY: help install search compare rerun predict serve list show ui report dashboard test test-fast lint data fashion-data bench bench-quick soak
+.PHONY: help install search compare rerun predict serve list show ui report dashboard test test-fast lint data fashion-data bench bench-quick bench-scale soak
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -112,6 +112,9 @@ bench: install fashion-data ## benchmarks against the peers (BUDGET=600 s per se
 
 bench-quick: install fashion-data ## trial overhead, fraction of peak, start-up and memory (under 3 minutes)
 	$(BENCH_ENV) $(BIN)/python -m bench.run --quick
+
+bench-scale: install ## per-trial cost at study sizes 0/250/1000/4000 (SIZES=, TRIALS=, POSTGRES=1) -> bench/results/
+	$(BIN)/python -m bench.scale $(if $(SIZES),--sizes $(SIZES)) $(if $(TRIALS),--trials $(TRIALS)) $(if $(POSTGRES),--postgres)
 
 soak: install fashion-data ## load test: 4 workers x 25 short trials on PostgreSQL + an MLflow server; counts lost/duplicated/RUNNING (several minutes)
 	$(BENCH_ENV) $(BIN)/python -m bench.soak $(if $(WORKERS),--workers $(WORKERS)) $(if $(TRIALS),--trials $(TRIALS))

@@ -48,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
         show(quality.quality_lines(keep("quality", quality.equal_budget(args.budget))))
         show(quality.pruning_lines(keep("pruning", quality.pruning(args.budget))))
         show(quality.workers_lines(keep("workers", quality.workers(args.budget))))
+        from bench import scale
+        from tests.postgres import initdb_path
+
+        # per-trial cost against study size, on SQLite and (where installed) PostgreSQL
+        measured = scale.run([0, 250, 1000, 4000], 20, postgres=initdb_path() is not None)
+        show(scale.lines(keep("scale", measured)))
 
     show(_peak_lines(keep("peak", peak.run(epochs=1 if args.quick else 2, quick=args.quick))))
     keep("startup", startup.cli_timings(args.repeats))

@@ -39,7 +39,8 @@ class ConsoleReporter:
     def on_study_start(self, study: optuna.Study, spec: ExperimentSpec) -> None:
         from tqdm import tqdm
 
-        done = len(study.trials)
+        # not `study.trials`: that deep-copies every trial with its curves (seconds at 1000s)
+        done = len(study.get_trials(deepcopy=False))
         note = f" (resuming: {done} trials already in it)" if done else ""
         tqdm.write(f"study {study.study_name}{note}")
         self.bar = tqdm(total=self.total, unit="trial", desc=spec.name, dynamic_ncols=True)

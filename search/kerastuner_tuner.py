@@ -108,6 +108,9 @@ class FitscopeTuner(keras_tuner.Tuner):
         # the Optuna engine's per-trial settings, so both engines record the same keys
         self.objective = Objective(spec, data, settings)
         self.started = 0  # trials this invocation started
+        # this process is the record study's only writer (one KerasTuner search per study), so
+        # the next trial's number is a running count: no rescan of the study per trial
+        self.recorded = len(study.get_trials(deepcopy=False))
         self.clock = time.monotonic()
         self.outcome: _Outcome | None = None
 
@@ -219,10 +222,9 @@ class FitscopeTuner(keras_tuner.Tuner):
         """Add the trial to the record study and tell every observer."""
         frozen = _frozen_trial(outcome, state)
         self.study.add_trial(frozen)
-        # this process is the study's only writer (one KerasTuner search per study): the trial
-        # just added is the last one
-        stored = self.study.get_trials(deepcopy=False)[-1]
-        record = record_from_trial(stored)
+        frozen.number = self.recorded  # the number the storage gave it (see __init__)
+        self.recorded += 1
+        record = record_from_trial(frozen)
         for observer in self.observers:
             observer.on_trial_end(self.study, record)
 

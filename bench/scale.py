@@ -1,0 +1,251 @@
+"""Scale item: does a study's N-th trial cost what its first did?
+
+For each study size (0, 250, 1000, 4000 trials) and storage (SQLite, PostgreSQL), a study of
+the xor experiment is filled with recorded trials shaped like real ones (params of the spec's
+space, five-epoch curves, test metrics, a model summary and a classification report), then
+`trials` real trials run through fitscope's study loop with its MLflow observer and console.
+Per trial it reports:
+
+- overhead: start-to-start wall time minus the trial's own `fit` (train_seconds), i.e.
+  everything fitscope, Optuna and MLflow add around the training;
+- Optuna's own cost inside that overhead: the sampler's and the pruner's calls (timed by
+  wrapping them), which grows with the study by design (TPE models every finished trial);
+- fitscope's share: overhead minus Optuna's own cost;
+
+and the time `fitscope report` takes to build the report of a study of that size.
+
+`python -m bench.scale [--sizes 0,250,1000] [--trials 20] [--postgres]`; `make bench` runs it as
+its scale item.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+SUMMARY = "\n".join([
+    'Model: "sequential"', "_" * 65, "Layer (type)  Output Shape  Param #", "=" * 65,
+    *[f"dense_{i} (Dense)  (None, 16)  {i * 272}" for i in range(8)],
+    "=" * 65, "Total params: 1,234 (4.82 KB)", "Trainable params: 1,234 (4.82 KB)",
+])
+REPORT = "\n".join(f"{name:>12}  0.7500  0.7500  0.7500  {n}"
+                   for name, n in (("0", 2), ("1", 2), ("accuracy", 4), ("macro avg", 4)))
+
+
+def run(sizes: list[int], trials: int = 20, postgres: bool = False) -> dict[str, Any]:
+    """Per storage and size: per-trial overhead, Optuna's share of it, and report time."""
+    out: dict[str, Any] = {"trials": trials, "sizes": sizes, "storages": {}}
+    storages = ["sqlite"] + (["postgresql"] if postgres else [])
+    for kind in storages:
+        with _storage_url(kind) as (url, folder):
+            rows = [_measure(url, folder, size, trials) for size in sizes]
+        out["storages"][kind] = rows
+    return out
+
+
+def _measure(url: str, folder: Path, size: int, trials: int) -> dict[str, Any]:
+    from fitscope.session import session_for
+    from reports.report import ReportContext, build_report
+    from search.study import open_study, run_study
+
+    spec = _spec()
+    settings = _settings(spec, url, folder, f"scale-{size}", trials)
+    study = open_study(spec, settings)
+    started = time.perf_counter()
+    _fill(study, spec, size)
+    fill_seconds = time.perf_counter() - started
+    from experiments.data import load_dataset
+
+    data = load_dataset(spec)
+    timed = _TimedOptuna(study)
+    clock = _Clock()
+    session = session_for(spec, settings, f"sqlite:///{folder / 'mlflow.db'}", data)
+    tracker = session.mlflow(log_best_model=False)  # a per-study cost, not a per-trial one
+    console = session.console(tracker)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        run_study(spec, data, settings, [tracker, console, clock], study=study)
+    overhead = [span - fit for span, fit in zip(clock.spans, clock.fits[1:], strict=False)]
+    optuna_cost = timed.per_trial(len(overhead))
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        build_report(study, folder / "reports" / str(size), ReportContext(None, None, "", ""))
+    report_seconds = time.perf_counter() - started
+    own = [o - c for o, c in zip(overhead, optuna_cost, strict=False)]
+    return {
+        "size": size,
+        "fill_seconds": fill_seconds,
+        "overhead_median": statistics.median(overhead),
+        "optuna_median": statistics.median(optuna_cost),
+        "fitscope_median": statistics.median(own),
+        "overhead": overhead,
+        "optuna": optuna_cost,
+        "report_seconds": report_seconds,
+    }
+
+
+def _spec() -> Any:
+    from experiments.registry import load_spec, parse_spec
+
+    raw = load_spec("xor").model_dump(mode="json")
+    raw["train"] |= {"max_epochs": 5, "patience": 5}  # identical work in every trial
+    raw["name"] = "xorscale"
+    return parse_spec(raw)
+
+
+def _settings(spec: Any, url: str, folder: Path, name: str, trials: int) -> Any:
+    from search.study import StudySettings
+
+    return StudySettings(study_name=name, storage=url, trials=trials, timeout=None,
+                         seed=spec.search.seed, runs_dir=folder / "runs" / name)
+
+
+def _fill(study: Any, spec: Any, size: int) -> None:
+    """`size` finished trials with the params, attrs and curves a real trial leaves."""
+    import optuna
+
+    from search import record as trial_record
+    from search.space import sample_params
+
+    if size == 0:
+        return
+    scratch = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    made = []
+    for number in range(size):
+        trial = scratch.ask()
+        params = sample_params(trial, spec.space)
+        val = [0.7 - 0.02 * e - 0.001 * (number % 7) for e in range(5)]
+        history = {"loss": [v - 0.01 for v in val], "val_loss": val,
+                   "accuracy": [0.5 + 0.05 * e for e in range(5)],
+                   "val_accuracy": [0.5 + 0.05 * e for e in range(5)]}
+        frozen = scratch.tell(trial, min(val))
+        attrs = {
+            trial_record.WORKER: "filler:0", trial_record.PARAMS: params.flat(),
+            trial_record.SETTINGS: {"seed": number, "max_epochs": 5, "patience": 5},
+            trial_record.HISTORY: history, "best_epoch": 4, "best_val_loss": min(val),
+            "n_params": 1234, "train_seconds": 0.5, "test": {"test_loss": 0.6,
+                                                              "test_accuracy": 0.75},
+            "model_summary": SUMMARY, "classification_report": REPORT,
+            "confusion_matrix": [[1, 1], [0, 2]],
+        }
+        made.append(optuna.trial.create_trial(
+            params=frozen.params, distributions=frozen.distributions, value=min(val),
+            user_attrs=attrs, intermediate_values=dict(enumerate(val)),
+        ))
+    for start in range(0, size, 500):
+        study.add_trials(made[start : start + 500])
+
+
+class _Clock:
+    """Observer: the wall time between trial ends and each trial's own fit seconds."""
+
+    def __init__(self) -> None:
+        self.ends: list[float] = []
+        self.fits: list[float] = []
+
+    @property
+    def spans(self) -> list[float]:
+        return [b - a for a, b in zip(self.ends, self.ends[1:], strict=False)]
+
+    def on_study_start(self, study: Any, spec: Any) -> None:
+        pass
+
+    def on_trial_end(self, study: Any, record: Any) -> None:
+        self.ends.append(time.perf_counter())
+        self.fits.append(float(record.train_seconds or 0.0))
+
+    def on_study_end(self, study: Any, outcome: str) -> None:
+        pass
+
+
+class _TimedOptuna:
+    """Wraps the study's sampler and pruner calls with a clock: Optuna's own per-trial cost."""
+
+    def __init__(self, study: Any) -> None:
+        self.seconds: list[float] = []  # one entry per sampler/pruner call, in order
+        self.marks: list[int] = []  # index into seconds where each trial's sampling starts
+        sampler, pruner = study.sampler, study.pruner
+        for name in ("infer_relative_search_space", "sample_relative", "sample_independent",
+                     "before_trial", "after_trial"):
+            setattr(sampler, name, self._timed(getattr(sampler, name), name == "before_trial"))
+        pruner.prune = self._timed(pruner.prune)
+
+    def _timed(self, method: Any, starts_trial: bool = False) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if starts_trial:
+                self.marks.append(len(self.seconds))
+            started = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.seconds.append(time.perf_counter() - started)
+        return call
+
+    def per_trial(self, count: int) -> list[float]:
+        """Optuna's seconds from each trial's sampling to the next one's (the spans measured)."""
+        bounds = [*self.marks, len(self.seconds)]
+        sums = [sum(self.seconds[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
+        return sums[1 : count + 1]  # span i runs from trial i's end to trial i+1's end
+
+
+@contextlib.contextmanager
+def _storage_url(kind: str) -> Iterator[tuple[str, Path]]:
+    with tempfile.TemporaryDirectory(prefix="fitscope-scale-") as tmp:
+        folder = Path(tmp)
+        if kind == "sqlite":
+            yield f"sqlite:///{folder / 'optuna.db'}", folder
+            return
+        from tests.postgres import throwaway_cluster  # Debian's PostgreSQL, as the tests use
+
+        with throwaway_cluster() as cluster:
+            yield cluster.create_database("scale"), folder
+
+
+def lines(result: dict[str, Any]) -> list[str]:
+    """The markdown section for docs/benchmarks.md."""
+    out = [
+        "### Per-trial cost against study size (scale item)",
+        "",
+        f"xor, 5 epochs a trial; each study is first filled with recorded trials shaped like real "
+        f"ones, then {result['trials']} real trials run with the MLflow observer and the "
+        "console. Overhead = start-to-start wall time minus the trial's `fit`; Optuna = its "
+        "sampler's and pruner's calls inside that overhead; fitscope = the rest. Medians.",
+        "",
+        "| storage | trials in study | overhead s | Optuna s | fitscope s | report s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for kind, rows in result["storages"].items():
+        out += [f"| {kind} | {r['size']} | {r['overhead_median']:.3f} | "
+                f"{r['optuna_median']:.3f} | {r['fitscope_median']:.3f} | "
+                f"{r['report_seconds']:.1f} |" for r in rows]
+    out.append("")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.scale")
+    parser.add_argument("--sizes", default="0,250,1000,4000")
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--postgres", action="store_true", help="also on PostgreSQL")
+    args = parser.parse_args(argv)
+    import json
+
+    from bench.common import results_path, save
+
+    result = run([int(s) for s in args.sizes.split(",")], args.trials, args.postgres)
+    path = save({"scale": result}, results_path("-scale"))
+    print("\n".join(lines(result)))
+    print(json.dumps({k: [(r["size"], round(r["fitscope_median"], 3)) for r in v]
+                      for k, v in result["storages"].items()}))
+    print(f"results: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
