@@ -98,7 +98,7 @@ test-fast: install fashion-data ## tests not marked slow
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: install ## ruff, mypy and import-linter (the layers of docs/architecture.md)
-	$(BIN)/ruff check fitscope experiments search tracking analysis reports common tests bench
+	$(BIN)/ruff check fitscope experiments search tracking analysis reporting common tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -52,7 +52,7 @@ def run(sizes: list[int], trials: int = 20, postgres: bool = False) -> dict[str,
 
 def _measure(url: str, folder: Path, size: int, trials: int) -> dict[str, Any]:
     from fitscope.session import session_for
-    from reports.report import ReportContext, build_report
+    from reporting.report import ReportContext, build_report
     from search.study import open_study, run_study
 
     spec = _spec()

@@ -17,7 +17,7 @@ from analysis.fit_summary import fit_summary_text
 from analysis.judged import judged_trials
 from common.masking import mask_url
 from common.text import first_line
-from reports.report import ReportContext, build_report
+from reporting.report import ReportContext, build_report
 from search.record import CLASS_NAMES as CLASS_NAMES_ATTR
 from search.record import TrialRecord
 from tracking.report_mlflow import ParentRun, find_parent_run

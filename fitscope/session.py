@@ -32,7 +32,7 @@ from experiments.tasks import task_kind
 from fitscope import settings as defaults
 from fitscope.invocation import command_line
 from fitscope.report_observer import ReportObserver
-from reports.console import ConsoleReporter
+from reporting.console import ConsoleReporter
 from search import record as trial_record
 from search.study import StudySettings, default_study_name
 from tracking.live import MlflowObserver
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
     from experiments.data import Dataset
     from fitscope.report_observer import ReportObserver
-    from reports.console import ConsoleReporter
+    from reporting.console import ConsoleReporter
     from tracking.live import MlflowObserver
     from tracking.study_runs import StudyRuns
 

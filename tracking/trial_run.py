@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from analysis.diagnosis import Diagnosis
-from reports import plots
+from reporting import plots
 from search.record import TrialRecord
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from common.text import first_line
 from experiments.registry import load_spec
 from fitscope import settings as defaults
 from fitscope.commands.args import add_options, study_name
-from reports.report import ReportContext, build_report
+from reporting.report import ReportContext, build_report
 from search.record import MLFLOW_PARENT as PARENT_ATTR
 from search.storage import open_storage
 from search.study import default_study_name

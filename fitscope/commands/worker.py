@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     import optuna
 
     from experiments.spec import ExperimentSpec
-    from reports.console import ConsoleReporter
+    from reporting.console import ConsoleReporter
     from search.record import TrialRecord
 
 

@@ -10,7 +10,7 @@ from analysis.diagnosis import diagnose
 from analysis.fit_summary import fit_counts, fit_summary_text, param_by_fit
 from analysis.judged import JudgedTrial
 from analysis.leaderboard import leaderboard
-from reports.overlay import curves_overlay, wants_log_scale
+from reporting.overlay import curves_overlay, wants_log_scale
 from search.record import TrialRecord
 
 

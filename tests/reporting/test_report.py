@@ -16,12 +16,12 @@ from mlflow.tracking import MlflowClient
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
+from analysis.diagnosis import FIT_CLASSES
 from experiments.registry import load_spec
 from fitscope.cli import main
-from tests.conftest import mlflow_runs, write_spec
-from analysis.diagnosis import FIT_CLASSES
-from reports.report import SECTIONS
 from fitscope.report_observer import ReportObserver
+from reporting.report import SECTIONS
+from tests.conftest import mlflow_runs, write_spec
 
 EVIDENCE = ("gap", "gap_ratio", "val_rise", "epochs_after_best", "train_vs_baseline",
             "tail_slope", "roughness")

@@ -27,10 +27,10 @@ from analysis.judged import JudgedTrial, judged_trials, study_baseline, study_sp
 from analysis.leaderboard import leaderboard, write_leaderboard
 from experiments.tasks import task_kind
 from experiments.thresholds import FitThresholds
-from reports import plots
-from reports import report_html as h
-from reports.optuna_views import optuna_views, write_views
-from reports.overlay import COLOURS, curves_overlay
+from reporting import plots
+from reporting import report_html as h
+from reporting.optuna_views import optuna_views, write_views
+from reporting.overlay import COLOURS, curves_overlay
 from search.record import CLASS_NAMES as CLASS_NAMES_ATTR
 from search.record import TrialRecord
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.judged import NO_FIT, JudgedTrial
-from reports.plots import new_figure
+from reporting.plots import new_figure
 
 # One colour per class, fixed so that every report reads the same (matplotlib's tab10 hues).
 COLOURS = {
