@@ -33,7 +33,7 @@ from common.masking import mask_url
 from fitscope import session
 from fitscope.preflight import check_study_outputs
 from fitscope.supervisor import Supervisor
-from fitscope.workers import parse_gpus, plan_workers, visible_gpus
+from fitscope.workers import choose_gpus, plan_workers
 from search.budget import TrialBudget
 from search.interrupts import InterruptGuard
 from search.record import record_from_trial
@@ -64,8 +64,7 @@ def launch(
     # backend: it must not take the GPU memory its workers need
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
-    gpus = parse_gpus(args.gpus)
-    gpus = visible_gpus() if gpus is None else gpus
+    gpus = choose_gpus(args.gpus)
     per_gpu = args.workers_per_gpu or 1
     count = args.workers or (len(gpus) * per_gpu if gpus else 1)
     slots = plan_workers(count, gpus, per_gpu)

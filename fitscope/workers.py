@@ -7,9 +7,13 @@ backends read when they start (nothing can be changed once TensorFlow or XLA is 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+
+from common.errors import FitscopeError
+from common.text import shown
 
 
 @dataclass(frozen=True)
@@ -106,9 +110,36 @@ def visible_gpus() -> list[str]:
 
 
 def parse_gpus(text: str | None) -> list[str] | None:
-    """`--gpus 0,1` -> ['0', '1']; `none`/`cpu`/empty -> [] (CPU only); None -> not given."""
+    """`--gpus 0,1` -> ['0', '1']; `none`/`cpu`/empty -> [] (CPU only); None -> not given.
+
+    Raises:
+        FitscopeError: an id that is neither an index nor a GPU/MIG UUID (CUDA would ignore it
+            and the workers would train on the CPU without a word).
+    """
     if text is None:
         return None
     if text.strip().lower() in ("", "none", "cpu", "-1"):
         return []
-    return [part.strip() for part in text.split(",") if part.strip()]
+    ids = [part.strip() for part in text.split(",") if part.strip()]
+    for gpu in ids:
+        if not re.fullmatch(r"\d+|(GPU|MIG)-[0-9A-Za-z/-]+", gpu):
+            raise FitscopeError(f"--gpus {shown(text)}: expected GPU ids like 0,1 (or none "
+                                f"for the CPU), got {shown(gpu)}")
+    return ids
+
+
+def choose_gpus(text: str | None) -> list[str]:
+    """The GPUs the workers get: `--gpus` (each id must be visible here), else all visible.
+
+    Raises:
+        FitscopeError: a malformed id, or one this machine does not show.
+    """
+    requested, visible = parse_gpus(text), visible_gpus()
+    if requested is None:
+        return visible
+    missing = [gpu for gpu in requested if gpu not in visible]
+    if missing:
+        raise FitscopeError(f"--gpus {shown(text)}: GPU {', '.join(missing)} is not visible here "
+                            f"(visible: {', '.join(visible) or 'none'}); --gpus none runs on "
+                            "the CPU")
+    return requested

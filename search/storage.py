@@ -105,10 +105,28 @@ class Heartbeat:
 
     @classmethod
     def from_env(cls) -> Heartbeat:
+        """FITSCOPE_HEARTBEAT_INTERVAL and FITSCOPE_GRACE_PERIOD, whole seconds >= 1.
+
+        Raises:
+            TrackingError: a value that is not a whole number of seconds >= 1.
+        """
         return cls(
-            interval=int(os.environ.get("FITSCOPE_HEARTBEAT_INTERVAL", cls.interval)),
-            grace=int(os.environ.get("FITSCOPE_GRACE_PERIOD", cls.grace)),
+            interval=_seconds_from_env("FITSCOPE_HEARTBEAT_INTERVAL", cls.interval),
+            grace=_seconds_from_env("FITSCOPE_GRACE_PERIOD", cls.grace),
         )
+
+
+def _seconds_from_env(name: str, default: int) -> int:
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise TrackingError(f"{name}: expected whole seconds >= 1, got {text[:40]!r}")
+    return value
 
 
 class _StaleTrials:

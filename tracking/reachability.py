@@ -7,6 +7,7 @@ quickly: the trial records stay in the Optuna storage and `fitscope sync` writes
 
 from __future__ import annotations
 
+import contextlib
 import os
 import urllib.error
 import urllib.request
@@ -55,11 +56,21 @@ def check_tracking_store(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
     Raises:
         TrackingError: the server does not answer or a folder cannot be written.
     """
-    scheme = urlsplit(uri).scheme.lower()
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    dialect = scheme.split("+", 1)[0]  # postgresql+psycopg -> postgresql
     if scheme in ("http", "https"):
         _probe_server(uri, timeout)
     elif scheme == "sqlite":
         _check_sqlite(uri)
+    elif dialect in ("", "file"):
+        if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() != "true":
+            raise TrackingError(
+                f"MLflow tracking URI {mask_url(uri)} is a file store, which MLflow 3 refuses "
+                "(maintenance mode); use sqlite:///mlflow.db, or set MLFLOW_ALLOW_FILE_STORE=true")
+    elif dialect not in TRACKING_SCHEMES:
+        raise TrackingError(
+            f"unsupported MLflow tracking URI {mask_url(uri)}: expected sqlite:///FILE, "
+            "http(s)://HOST:PORT or a database URL (postgresql://, mysql://, mssql://)")
 
 
 def _probe_server(uri: str, timeout: float) -> None:
@@ -84,6 +95,10 @@ def _probe_server(uri: str, timeout: float) -> None:
         ) from None
 
 
+# MLflow's own database stores and hosted services (checked by MLflow when it connects)
+TRACKING_SCHEMES = ("postgresql", "mysql", "mssql", "databricks", "databricks-uc", "uc")
+
+
 def _check_sqlite(uri: str) -> None:
     raw = uri.split("://", 1)[1].lstrip("/") if uri.startswith("sqlite://") else ""
     if not raw or raw == ":memory:":
@@ -93,4 +108,19 @@ def _check_sqlite(uri: str) -> None:
     folder = writable_dir(path.parent, "MLflow tracking folder", create=False)
     if path.exists() and not os.access(path, os.W_OK):
         raise TrackingError(f"MLflow tracking database {folder / path.name} is read-only")
+    if path.exists():
+        _check_sqlite_file(folder / path.name)
     writable_dir(Path.cwd(), "working directory (MLflow keeps artifacts in ./mlruns)", create=False)
+
+
+def _check_sqlite_file(path: Path) -> None:
+    """An existing MLflow database must be one SQLite can read (a truncated copy, another file
+    under its name): else every command fails deep inside MLflow with a traceback."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            db.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
+    except sqlite3.Error as exc:
+        raise TrackingError(f"MLflow tracking database {path} is unreadable ({exc}); restore "
+                            "it from a backup or choose another --tracking-uri") from None

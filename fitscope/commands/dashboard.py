@@ -16,7 +16,7 @@ import warnings
 from common.errors import FitscopeError, TrackingError
 from common.masking import mask_url
 from fitscope import settings as defaults
-from fitscope.commands.ui import is_loopback, port_number
+from fitscope.commands.ui import is_loopback, port_number, require_free_port
 from search.storage import open_storage
 
 DEFAULT_HOST = "127.0.0.1"
@@ -58,6 +58,7 @@ def dashboard(args: argparse.Namespace) -> int:
     if not is_loopback(args.host):
         print(f"fitscope: warning: optuna-dashboard on {args.host}:{args.port} can be reached "
               "from other machines and has no authentication", file=sys.stderr)
+    require_free_port(args.host, args.port)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"optuna-dashboard on http://{shown}:{args.port} over {mask_url(url)}; Ctrl-C stops it",
           flush=True)

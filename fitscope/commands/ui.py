@@ -9,11 +9,13 @@ another machine without exposing it, forward the port: `ssh -L 5000:127.0.0.1:50
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
 import os
+import socket
 import sys
 
-from common.errors import TrackingError
+from common.errors import FitscopeError, TrackingError
 from common.masking import mask_url
 from fitscope import settings as defaults
 from fitscope.commands.args import add_options
@@ -62,6 +64,24 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def require_free_port(host: str, port: int) -> None:
+    """Fail in one line when `host:port` is taken: the server would only log it and end (MLflow's
+    exits 0, as if it had served and stopped). Bound here a moment before the server binds it.
+
+    Raises:
+        FitscopeError: the port is in use, or `host` is no address of this machine.
+    """
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as exc:
+            reason = "in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+            raise FitscopeError(f"cannot listen on {host}:{port}: {reason}; choose another "
+                                "--port") from None
+
+
 def server_command(host: str, port: int) -> list[str]:
     """The `mlflow server` command line (the same interpreter's MLflow); the store it serves
     goes in its environment (`server_env`), never here, where `ps` shows a password to anyone.
@@ -86,6 +106,7 @@ def ui(args: argparse.Namespace) -> int:
     check_tracking_store(tracking)
     if not is_loopback(args.host):
         print(NO_AUTH_WARNING.format(host=args.host, port=args.port), file=sys.stderr)
+    require_free_port(args.host, args.port)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"MLflow UI on http://{shown}:{args.port} over {mask_url(tracking)}; Ctrl-C stops it",
           flush=True)

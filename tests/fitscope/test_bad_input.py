@@ -436,6 +436,67 @@ def test_a_study_of_another_experiment_is_refused(
         "experiment": "xor"}
 
 
+@pytest.mark.parametrize("command", ["ui", "dashboard"])
+def test_a_busy_port_is_one_line(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    command: str,
+) -> None:
+    import fitscope.commands.ui as ui_command
+
+    # were the check missing, ui would exec MLflow's server here: record it instead
+    monkeypatch.setattr(ui_command.os, "execve", lambda *args: None)
+    optuna.create_study(storage=f"sqlite:///{workdir / 'optuna.db'}")  # dashboard needs one
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = fitscope(capsys, command, "--port", str(port))
+    assert_one_line_error(code, err, f"cannot listen on 127.0.0.1:{port}: in use",
+                          "choose another --port")
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "fragments"),
+    [
+        (["--gpus", "abc"], {}, ["--gpus 'abc': expected GPU ids like 0,1", "got 'abc'"]),
+        (["--gpus", "0,x1"], {}, ["expected GPU ids like 0,1", "got 'x1'"]),
+        (["--gpus", "7"], {"CUDA_VISIBLE_DEVICES": ""},
+         ["--gpus '7': GPU 7 is not visible here (visible: none)"]),
+        (["--trials", "1"], {"FITSCOPE_HEARTBEAT_INTERVAL": "abc"},
+         ["FITSCOPE_HEARTBEAT_INTERVAL: expected whole seconds >= 1, got 'abc'"]),
+        (["--tracking-uri", "foo://bar"], {},
+         ["unsupported MLflow tracking URI foo://bar", "sqlite:///FILE"]),
+        (["--tracking-uri", "./mlruns"], {},
+         ["MLflow tracking URI ./mlruns is a file store", "sqlite:///mlflow.db"]),
+        (["--tracking-uri", "file:///tmp/mlruns"], {}, ["is a file store"]),
+    ],
+    ids=["gpus-text", "gpus-partly-text", "gpus-not-visible", "heartbeat-text",
+         "tracking-scheme", "tracking-file-path", "tracking-file-uri"],
+)
+def test_bad_environment_values_are_one_line(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    argv: list[str], env: dict[str, str], fragments: list[str],
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    code, _, err = fitscope(capsys, "search", "xor", *argv)
+    assert_one_line_error(code, err, *fragments)
+    assert nothing_trained(workdir)
+
+
+@pytest.mark.parametrize("argv", [["search", "xor"], ["sync", "xor"],
+                                  ["rerun", "0123456789abcdef0123456789abcdef"]],
+                         ids=["search", "sync", "rerun"])
+def test_a_corrupt_tracking_database_is_one_line(
+    workdir: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    (workdir / "mlflow.db").write_bytes(b"not a database, " * 500)
+    code, _, err = fitscope(capsys, *argv)
+    assert_one_line_error(code, err, f"MLflow tracking database {workdir / 'mlflow.db'} is "
+                          "unreadable (file is not a database)")
+
+
 def test_missing_argument_and_unknown_command_are_one_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
