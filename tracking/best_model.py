@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.errors import FitscopeError
 from common.text import first_line
 from tracking.fingerprint import DATA_TAG, package_versions
 
@@ -68,7 +69,11 @@ def log_best_model(
 
     from tracking.winner_pyfunc import INPUTS_ARTIFACT, KERAS_ARTIFACT, WinnerModel
 
-    inputs = raw_inputs()
+    try:
+        inputs = raw_inputs()
+    except FitscopeError as exc:  # the data moved since the study loaded it: the study stands
+        log.warning("best model not logged: its preprocessing cannot be fitted again: %s", exc)
+        return
     mlflow.set_tracking_uri(tracking_uri)
     with tempfile.TemporaryDirectory(prefix="fitscope-model-") as tmp:
         inputs_path = Path(tmp) / "raw_inputs.pkl"

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -181,6 +182,14 @@ def test_the_served_model_answers_json_on_localhost(
             headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=60) as response:
             answer = json.loads(response.read())
+        bad = rows.drop(columns=["Age"])
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", headers={"Content-Type": "application/json"},
+            data=json.dumps({"dataframe_split": json.loads(bad.to_json(orient="split",
+                                                                       index=False))}).encode())
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=60)
+        assert refused.value.code == 400 and "Age" in refused.value.read().decode()
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGTERM)
