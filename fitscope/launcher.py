@@ -80,13 +80,14 @@ def launch(
     outcome = "failed"
     try:
         storage = open_storage(settings.storage)
-        study = open_study(spec, settings, storage=storage)
         uri = tracking
         if not is_http(tracking):
             # serve the user's own store, so runs land where `make ui` and later searches look
             server = LocalMlflowServer(tracking, log_path=settings.runs_dir / "mlflow-server.log")
             server.start()  # answers in 10-30 s: load the data meanwhile
         current = session.load_session(spec, settings, tracking, args.data_dir)
+        # after the data: a data file that fails to load leaves no empty study behind
+        study = open_study(spec, settings, storage=storage)
         if server is not None:
             server.wait_until_ready()
             uri = server.uri

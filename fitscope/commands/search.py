@@ -26,6 +26,7 @@ from search.kerastuner_engine import (
     require_kerastuner,
     run_kerastuner,
 )
+from search.storage import open_storage
 from search.study import open_study, run_study
 
 
@@ -80,9 +81,12 @@ def search(args: argparse.Namespace) -> int:
             raise FitscopeError("--workers runs Optuna workers; KerasTuner runs in one process")
         return launch(args, spec, settings, tracking)
     check_study_outputs(tracking, settings.runs_dir, session.reports_dir(spec, settings))
-    study = open_record_study(spec, settings, tuner) if tuner else open_study(spec, settings)
+    storage = open_storage(settings.storage)  # a bad storage URL: said before loading data
+    # the data before the study: a data file that fails to load leaves no empty study behind
     current = session.load_session(spec, settings, tracking, args.data_dir)
     assert current.data is not None
+    study = (open_record_study(spec, settings, tuner) if tuner
+             else open_study(spec, settings, storage=storage))
     try:
         if tuner:
             run_kerastuner(spec, current.data, settings, current.observers(), tuner, study)

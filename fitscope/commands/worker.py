@@ -86,12 +86,13 @@ def worker(args: argparse.Namespace) -> int:
     heartbeat = Heartbeat(args.heartbeat or base.interval, args.grace or base.grace)
     stale = StaleTrialRuns(heartbeat.grace)
     storage = open_storage(settings.storage, heartbeat, on_stale=stale)
+    # the data before the study: a data file that fails to load leaves no empty study behind
+    current = session.load_session(spec, settings, tracking, args.data_dir, quiet=supervised)
+    assert current.data is not None
     study = open_study(spec, settings, storage=storage)
     # the sampler is seeded per trial from the study seed and the trial's number, so workers
     # never draw the same candidates; constant liar keeps TPE away from what others are running
     study.sampler = make_sampler(spec, settings.seed, constant_liar=True)
-    current = session.load_session(spec, settings, tracking, args.data_dir, quiet=supervised)
-    assert current.data is not None
     tracker = current.mlflow("worker" if supervised else "standalone")
     stale.tracker = tracker
     gate = SupervisorGate.from_arg(args.supervisor_fds) if supervised else None

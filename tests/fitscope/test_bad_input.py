@@ -52,6 +52,12 @@ def assert_one_line_error(code: int, err: str, *fragments: str) -> str:
     return line
 
 
+def no_study_left(workdir: Path) -> bool:
+    """A command that failed before training left no (empty) study in the storage."""
+    db = workdir / "optuna.db"
+    return not db.exists() or optuna.get_all_study_summaries(f"sqlite:///{db}") == []
+
+
 def nothing_trained(workdir: Path) -> bool:
     """No Optuna study holds a trial (the storage may not even exist)."""
     db = workdir / "optuna.db"
@@ -256,7 +262,18 @@ def test_bad_csv_names_file_and_problem(
     path = csv_spec(workdir, csv_text, task, **data)
     code, _, err = fitscope(capsys, "search", str(path))
     assert_one_line_error(code, err, *fragments)
-    assert nothing_trained(workdir)
+    assert no_study_left(workdir)  # issue 18: the study was created before the data failed
+
+
+@pytest.mark.parametrize("argv", [["worker"], ["search", "--workers", "1"]],
+                         ids=["worker", "launcher"])
+def test_a_data_error_leaves_no_study_behind(
+    workdir: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    path = csv_spec(workdir, BINARY_CSV.replace("\n7,1,", "\n7,seven,"))
+    code, _, err = fitscope(capsys, *argv[:1], str(path), *argv[1:], "--trials", "1")
+    assert_one_line_error(code, err, "table.csv: column 'b' must be numeric")
+    assert no_study_left(workdir)
 
 
 def test_truncated_idx_file_in_data_dir(
