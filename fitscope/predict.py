@@ -80,6 +80,8 @@ def predict_file(
     """
     from mlflow.exceptions import MlflowException
 
+    if not Path(input_path).is_file():  # before TensorFlow loads with the model
+        raise InputError(f"{input_path}: no such file")
     uri = model_uri or default_model_uri(experiment)
     model = load_model(tracking, uri, experiment)
     inputs = getattr(model.unwrap_python_model(), "inputs", None)

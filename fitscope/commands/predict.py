@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from common.errors import OutputError
-from fitscope import session
+from fitscope import settings as defaults
 from fitscope.commands.args import add_options
 from fitscope.predict import predict_file
 
@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def predict(args: argparse.Namespace) -> int:
-    tracking = session.tracking_uri(args.tracking_uri)
+    tracking = defaults.tracking_uri(args.tracking_uri)
     result = predict_file(tracking, args.experiment, args.input, args.model)
     if args.output:
         try:
