@@ -7,6 +7,7 @@ empty figure, and the view is replaced by a one-line note instead of failing the
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ VIEWS = (
     ("intermediate_values", "Intermediate values (val_loss per epoch)", "plot_intermediate_values"),
 )
 MEANINGLESS = "will be equal"  # Optuna's words when it cannot rank parameter importances
+PLOTLY_JS = "plotly.min.js"  # what plotly's include_plotlyjs="directory" links to
 HEIGHT = "520px"  # plotly's default of 100% collapses to nothing inside a plain page
 
 
@@ -66,6 +68,8 @@ def write_views(views: list[View], folder: Path) -> list[Path]:
     Opens offline as long as the folder stays together; `report.html` embeds them all as well.
     """
     paths = []
+    if any(view.figure is not None for view in views):
+        write_plotly_js(folder)
     for view in views:
         if view.figure is None:
             continue
@@ -74,6 +78,29 @@ def write_views(views: list[View], folder: Path) -> list[Path]:
         view.figure.write_html(path, include_plotlyjs="directory", default_height=HEIGHT)
         paths.append(path)
     return paths
+
+
+def write_plotly_js(folder: Path) -> Path:
+    """`folder/plotly.min.js`, whole or not at all: plotly writes it in place and only when it is
+    missing, so a full disk once left a truncated copy that every later report reused.
+
+    Raises:
+        OSError: it cannot be written (the temporary file is removed).
+    """
+    from plotly.offline import get_plotlyjs
+
+    target = folder / PLOTLY_JS
+    script = get_plotlyjs().encode("utf-8")
+    if target.is_file() and target.stat().st_size == len(script):
+        return target
+    partial = folder / f".{PLOTLY_JS}.part"
+    try:
+        partial.write_bytes(script)
+        os.replace(partial, target)
+    except OSError:
+        partial.unlink(missing_ok=True)
+        raise
+    return target
 
 
 def _draw(key: str, title: str, plot: Callable[..., Any], study: optuna.Study) -> View:

@@ -194,3 +194,39 @@ def test_an_interrupted_study_still_gets_its_report(
     assert "<td>this invocation</td><td>interrupted</td>" in page
     assert "fitscope search iris" in page  # the command it was given, MLflow or not
     assert capsys.readouterr().out.strip().endswith(f"report: {folder / 'report.html'}")
+
+
+def _one_view(folder: Path) -> list[Any]:
+    from reporting.optuna_views import optuna_views
+
+    study = optuna.create_study()
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2, n_trials=3)
+    views = [v for v in optuna_views(study) if v.figure is not None][:1]
+    assert views
+    return views
+
+
+def test_a_truncated_plotly_js_is_replaced_and_a_failed_write_leaves_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk left a truncated plotly.min.js, which plotly never rewrote (issue 18)."""
+    import reporting.optuna_views as optuna_views_module
+    from reporting.optuna_views import write_views
+
+    views = _one_view(tmp_path)
+    script = tmp_path / "plotly.min.js"
+    script.write_text("/*! truncated by a full disk")
+    write_views(views, tmp_path)
+    from plotly.offline import get_plotlyjs
+
+    assert script.read_text(encoding="utf-8") == get_plotlyjs()
+
+    def disk_full(src: Any, dst: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(optuna_views_module.os, "replace", disk_full)
+    full = tmp_path / "full"
+    full.mkdir()
+    with pytest.raises(OSError, match="No space left"):
+        write_views(views, full)
+    assert list(full.iterdir()) == []  # no partial script, and no page linking to none
