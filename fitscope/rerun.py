@@ -65,6 +65,7 @@ class RerunPlan:
     data_sha256: str | None  # the tag of the original run (or its parent); None: not recorded
     tags: dict[str, str]  # the original run's tags (its fingerprint)
     original: Outcome
+    notes: tuple[str, ...] = ()  # what the user should know before it trains (a deleted run)
 
 
 def plan_rerun(client: MlflowClient, run_id: str) -> RerunPlan:
@@ -117,6 +118,12 @@ def plan_rerun(client: MlflowClient, run_id: str) -> RerunPlan:
         data_sha256=tags.get(DATA_TAG) or parent.data.tags.get(DATA_TAG),
         tags=tags,
         original=original,
+        notes=tuple(
+            f"note: {what} {deleted.info.run_id} is deleted in MLflow (restore it with `mlflow "
+            "runs restore`); the rerun is logged as an active run beside it"
+            for what, deleted in (("run", run), ("its study's parent run", parent))
+            if deleted.info.lifecycle_stage == "deleted"
+        ),
     )
 
 

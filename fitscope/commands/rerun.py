@@ -57,6 +57,8 @@ def rerun(args: argparse.Namespace) -> int:
         f"{plan.seed}, {train.max_epochs} epochs max, patience {train.patience}, deterministic "
         f"{str(train.deterministic).lower()}\n  mlflow tracking {mask_url(tracking)}"
     )
+    for note in plan.notes:
+        print(f"  {note}")
     data = load_data(plan, args.data_dir)
     record = retrain(plan, data, verbose=args.verbose)
     command = command_line()  # masked: it is recorded as the rerun's `command` tag

@@ -330,3 +330,16 @@ def test_a_nondeterministic_run_reruns_and_says_so(
     assert (hint in out) == (code == 1), out  # and a difference is explained
     (rerun,) = _runs(iris_study, "iris-nondeterministic", "rerun")
     assert rerun.data.params["deterministic"] == "False"
+
+
+def test_rerun_of_a_deleted_run_says_so(
+    iris_study: Study, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It proceeded without a word (issue 18): the user may not know the run is in the trash."""
+    client = MlflowClient(iris_study.uri)
+    deleted = _copy_of(client, iris_study.children[0])
+    client.delete_run(deleted)
+    assert _rerun(iris_study, deleted) == 0
+    out = capsys.readouterr().out
+    assert f"note: run {deleted} is deleted in MLflow (restore it with `mlflow runs restore`)" \
+        in out
