@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 import fitscope.commands.ui as ui_command
 from common.masking import mask_text, mask_url
 from fitscope.cli import main
+from fitscope.invocation import command_line
 from tests.conftest import write_spec
 from tests.postgres import Cluster
 from tests.processes import Fitscope, MlflowServer, free_port, wait_until
@@ -48,6 +49,17 @@ def test_passwords_with_url_delimiters_are_masked(secret: str) -> None:
     assert secret not in mask_text(line)
     assert "--storage 'postgresql+psycopg://ann:***@db.example:5432/optuna'" in mask_text(line)
     assert "http://bob:***@h:5000" in mask_text(line)
+
+
+@pytest.mark.parametrize("secret", ODD_SECRETS)
+def test_the_recorded_command_line_hides_an_odd_password(
+    monkeypatch: pytest.MonkeyPatch, secret: str
+) -> None:
+    """What becomes the `command` tag, the resume hint and a worker's --command argument."""
+    url = f"postgresql://ann:{secret}@db/optuna"
+    monkeypatch.setattr(sys, "argv", ["fitscope", "search", "xor", "--storage", url])
+    assert secret not in command_line()
+    assert "postgresql://ann:***@db/optuna" in command_line()
 
 
 @pytest.mark.parametrize("secret", [SECRET, *ODD_SECRETS])
