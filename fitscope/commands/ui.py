@@ -77,9 +77,11 @@ def require_free_port(host: str, port: int) -> None:
         try:
             probe.bind((host.strip("[]"), port))
         except OSError as exc:
-            reason = "in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
-            raise FitscopeError(f"cannot listen on {host}:{port}: {reason}; choose another "
-                                "--port") from None
+            if exc.errno == errno.EADDRINUSE:
+                raise FitscopeError(f"cannot listen on {host}:{port}: in use; choose another "
+                                    "--port") from None
+            raise FitscopeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; check "
+                                "--host") from None
 
 
 def server_command(host: str, port: int) -> list[str]:
