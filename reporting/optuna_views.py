@@ -7,6 +7,7 @@ empty figure, and the view is replaced by a one-line note instead of failing the
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from collections.abc import Callable
@@ -28,6 +29,11 @@ VIEWS = (
     ("intermediate_values", "Intermediate values (val_loss per epoch)", "plot_intermediate_values"),
 )
 MEANINGLESS = "will be equal"  # Optuna's words when it cannot rank parameter importances
+# One line per trial: past this many the views below draw the best trials only (a 4,000-line
+# parallel-coordinate plot is a 2 MB blot), and fANOVA grows fewer trees
+LINE_VIEWS = ("parallel_coordinate", "intermediate_values")
+MAX_LINES = 500
+FEWER_TREES_AFTER = 1000  # complete trials; fANOVA's 64 trees take ~10 s per 2,000 trials
 PLOTLY_JS = "plotly.min.js"  # what plotly's include_plotlyjs="directory" links to
 HEIGHT = "520px"  # plotly's default of 100% collapses to nothing inside a plain page
 
@@ -59,7 +65,49 @@ def optuna_views(study: optuna.Study) -> list[View]:
     """
     from optuna import visualization
 
-    return [_draw(key, title, getattr(visualization, name), study) for key, title, name in VIEWS]
+    views = []
+    for key, title, name in VIEWS:
+        plot, shown, note = getattr(visualization, name), study, ""
+        if key in LINE_VIEWS:
+            shown, note = _best_trials(study)
+        elif key == "param_importances":
+            plot, note = _importances(study, plot)
+        view = _draw(key, title, plot, shown)
+        views.append(dataclasses.replace(view, note=" ".join(filter(None, [note, view.note]))))
+    return views
+
+
+def _best_trials(study: optuna.Study) -> tuple[optuna.Study, str]:
+    """The study itself, or a copy in memory with its MAX_LINES best complete trials (and no
+    others) when it has more trials than that; the note says so."""
+    import optuna
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    if len(trials) <= MAX_LINES:
+        return study, ""
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    lowest_first = study.direction == optuna.study.StudyDirection.MINIMIZE
+    best = sorted(complete, key=lambda t: float(t.value or 0), reverse=not lowest_first)
+    best = best[:MAX_LINES]
+    copy = optuna.create_study(study_name=study.study_name, direction=study.direction)
+    copy.add_trials(best)
+    return copy, (f"the {len(best)} best of {len(complete)} complete trials "
+                  f"({len(trials)} in all; every trial is in leaderboard.csv)")
+
+
+def _importances(study: optuna.Study, plot: Callable[..., Any]) -> tuple[Callable[..., Any], str]:
+    """Optuna's default fANOVA, with fewer trees on a large study (same method, coarser)."""
+    from functools import partial
+
+    from optuna.importance import FanovaImportanceEvaluator
+    from optuna.trial import TrialState
+
+    complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    if complete <= FEWER_TREES_AFTER:
+        return plot, ""
+    evaluator = FanovaImportanceEvaluator(n_trees=16, seed=0)
+    return partial(plot, evaluator=evaluator), f"fANOVA with 16 trees over {complete} trials"
 
 
 def write_views(views: list[View], folder: Path) -> list[Path]:
