@@ -134,8 +134,11 @@ def test_mlflow_server_down_mid_study_then_sync_recovers_every_trial(tmp_path: P
     assert "MLflow could not record trial" in study_run.stderr
     assert f"fitscope sync iris --study {name}" in study_run.stderr
 
-    trials = optuna.load_study(study_name=name, storage=storage).trials
+    study = optuna.load_study(study_name=name, storage=storage)
+    trials = study.trials
     assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    # MLflow never came back: the outcome the parent should have waits in the study (issue 19)
+    assert study.user_attrs[PARENT_STATUS_ATTR] == "FINISHED"
     for trial in trials:  # each trial's whole record is in the Optuna storage
         attrs = trial.user_attrs
         assert len(attrs["history"]["val_loss"]) == len(attrs["history"]["loss"]) >= 1
