@@ -64,7 +64,8 @@ def test_two_workers_add_exactly_the_trials_asked_for(workdir: Path) -> None:
 
     study = load(f"sqlite:///{workdir / 'optuna.db'}", STUDY)
     check_study(study, f"sqlite:///{workdir / 'mlflow.db'}", "iris", counted=6)
-    assert len({t.user_attrs["worker"] for t in study.trials}) <= 2
+    # both workers trained (issue 19: `<= 2` also passed when one worker ran every trial)
+    assert len({t.user_attrs["worker"] for t in study.trials}) == 2
     params = [tuple(sorted(t.params.items())) for t in study.trials]
     assert len(set(params)) == len(params), "two workers drew the same candidate"
     assert not listening(server_port(out)), "the MLflow server outlived the study"
@@ -122,10 +123,9 @@ def test_ctrl_c_stops_workers_and_server_and_the_same_command_resumes(workdir: P
     assert not [t for t in study.trials if t.state.name in ("RUNNING", "WAITING")]
     for number, trial in running.items():
         now = study.trials[number]
-        # interrupted, unless it finished in the instant before the signal arrived
-        assert now.state.name in ("COMPLETE", "FAIL"), now.state
-        if now.state.name == "FAIL":
-            assert now.user_attrs["fail_reason"].startswith("interrupted")
+        # 60 epochs of iris are far from done when the signal comes: each trial is interrupted
+        assert now.state.name == "FAIL", now.state
+        assert now.user_attrs["fail_reason"].startswith("interrupted"), now.user_attrs
         assert not alive(worker_pid(trial)), "a worker outlived Ctrl-C"
     assert not listening(server_port(out)), "the MLflow server outlived Ctrl-C"
     client = MlflowClient(tracking_uri=tracking)
@@ -133,6 +133,8 @@ def test_ctrl_c_stops_workers_and_server_and_the_same_command_resumes(workdir: P
     assert experiment is not None
     runs = client.search_runs([experiment.experiment_id])
     assert runs and all(r.info.status != "RUNNING" for r in runs)
+    (parent,) = [r for r in runs if r.data.tags.get("fitscope.role") == "study"]
+    assert parent.info.status == "KILLED"  # the README's word for a study stopped by Ctrl-C
     before = len(study.trials)
     counted_before = sum(t.state.name == "COMPLETE" for t in study.trials)
 

@@ -1,0 +1,133 @@
+"""MLflow going down in the middle of a study and coming back before it ends (issue 19).
+
+A real `mlflow server` is stopped after the first trial's run is written; trials go on without
+it, each costing seconds of bounded HTTP retries, not MLflow's minutes; the server is started
+again (the study process paused meanwhile, so it cannot end first) and the study's end writes
+the runs it missed, with no `fitscope sync`.
+
+Not yet shown to fail by a break (a run takes minutes on a shared machine): the time bound is
+meant to catch MLflow's own retry settings (7 retries, backoff factor 2: minutes per call), and
+the run counts a study end that stopped writing missed runs.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from datetime import datetime
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from experiments.registry import load_spec
+from search.record import MLFLOW_PARENT_STATUS
+from search.study import default_study_name
+from tests.conftest import mlflow_runs, write_spec
+from tests.processes import Fitscope, MlflowServer, wait_until
+
+TRIALS = 5
+EXTRA_PER_MISSED_TRIAL_S = 15.0  # two quick retries cost ~3 s; MLflow's defaults, minutes
+
+
+def _complete(storage: str, name: str) -> list[optuna.trial.FrozenTrial]:
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return []
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+def _finished_children(client: MlflowClient) -> int:
+    try:
+        experiment = client.get_experiment_by_name("iris")
+        if experiment is None:
+            return 0
+        runs = client.search_runs([experiment.experiment_id],
+                                  filter_string="tags.`fitscope.role` = 'trial'")
+    except Exception:  # the server is busy starting; ask again
+        return 0
+    return sum(r.info.status == "FINISHED" for r in runs)
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float:
+    assert start is not None and end is not None
+    return (end - start).total_seconds()
+
+
+@pytest.mark.slow  # a real MLflow server, started twice, and a study in its own process
+def test_mlflow_down_mid_study_costs_seconds_and_the_study_end_writes_what_it_missed(
+    tmp_path: Path,
+) -> None:
+    server = MlflowServer(tmp_path)
+    server.start()
+    work = tmp_path / "work"
+    work.mkdir()
+    spec = write_spec(
+        work, "iris",
+        space={"n_layers": 1, "units": 8, "activation": "relu", "optimizer": "adam",
+               "learning_rate": 0.01, "batch_size": 16, "dropout": 0.0},
+        train__max_epochs=4, train__patience=4, search__pruner="none",
+    )
+    storage = f"sqlite:///{work / 'optuna.db'}"
+    name = default_study_name(load_spec(str(spec)))
+    client = MlflowClient(tracking_uri=server.uri)
+    env = {"FITSCOPE_RUNS_DIR": str(work / "runs")}
+    study_run = Fitscope(["search", str(spec), "--trials", str(TRIALS), "--storage", storage,
+                          "--tracking-uri", server.uri], cwd=work, env=env)
+    paused_s = 0.0
+    try:
+        wait_until(lambda: _finished_children(client) >= 1, "the first trial's run", study_run,
+                   every=0.1)
+        server.stop()
+        stopped = time.time()
+        done_before = len(_complete(storage, name))
+        wait_until(lambda: len(_complete(storage, name)) >= done_before + 2,
+                   "two trials trained without MLflow", study_run, every=0.1)
+        # pause the study while the server comes back, so it cannot end before
+        study_run.proc.send_signal(signal.SIGSTOP)
+        paused = time.monotonic()
+        try:
+            server.start()
+        finally:
+            study_run.proc.send_signal(signal.SIGCONT)
+            paused_s = time.monotonic() - paused
+        assert study_run.wait() == 0, study_run.output()
+        ended = time.time()
+        parent, children = mlflow_runs(server.uri, "iris")
+        all_runs = client.search_runs([parent.info.experiment_id])
+        curves = [[m.value for m in sorted(client.get_metric_history(c.info.run_id, "val_loss"),
+                                           key=lambda m: m.step)] for c in children]
+    finally:
+        study_run.close()
+        server.stop()
+
+    # trials went on without MLflow, and MLflow really missed some of them live
+    assert "MLflow could not record trial" in study_run.stderr
+    assert "fitscope sync" in study_run.stderr
+    trials = optuna.load_study(study_name=name, storage=storage).trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * TRIALS
+
+    # the study's end wrote every run it missed, and closed the parent: no sync needed
+    assert [int(c.data.tags["trial_number"]) for c in children] == list(range(TRIALS))
+    assert all(c.info.status == "FINISHED" for c in children)
+    assert parent.info.status == "FINISHED"
+    assert [r for r in all_runs if r.info.status == "RUNNING"] == []
+    for curve, trial in zip(curves, trials, strict=True):
+        assert curve == pytest.approx(trial.user_attrs["history"]["val_loss"])
+    study = optuna.load_study(study_name=name, storage=storage)
+    assert study.user_attrs[MLFLOW_PARENT_STATUS] == "FINISHED"
+
+    # a dead server costs seconds per trial: the time after the stop that no trial trained
+    # (the pause and the study's closing summary included) is bounded per missed trial
+    after_stop = [t for t in trials
+                  if t.datetime_complete is not None
+                  and t.datetime_complete.timestamp() > stopped]
+    since = datetime.fromtimestamp(stopped)  # Optuna's times are naive local ones too
+    training = sum(_seconds(max(t.datetime_start or since, since), t.datetime_complete)
+                   for t in after_stop)
+    extra = (ended - stopped) - paused_s - training
+    assert extra < EXTRA_PER_MISSED_TRIAL_S * len(after_stop) + 30.0, (
+        f"{extra:.1f} s outside training for {len(after_stop)} trials after the stop")
