@@ -81,8 +81,19 @@ def replay(
         ValueError: a value is not one of the space's choices.
         KeyError: an active value is missing (e.g. `units_2` with 3 layers).
     """
-    trial = optuna.trial.FixedTrial(dict(values))
+    trial = optuna.trial.FixedTrial(_within_ranges(values, space))
     return sample_params(trial, space), trial
+
+
+def _within_ranges(values: dict[str, Any], space: SpaceSpec) -> dict[str, Any]:
+    """KerasTuner's log-scaled Int maps a probability of 1.0 (which its Bayesian oracle does
+    propose) to high + 1; the model is built, and recorded, with the range's top instead."""
+    out = dict(values)
+    for name, value in values.items():
+        param = space.units if name.startswith("units_") else getattr(space, name, None)
+        if isinstance(param, Range) and isinstance(value, int) and not isinstance(value, bool):
+            out[name] = min(max(value, int(param.low)), int(param.high))
+    return out
 
 
 class SpaceHyperModel(keras_tuner.HyperModel):

@@ -90,12 +90,14 @@ def log_best_model(
                 pip_requirements=_requirements(),
             )
     client.set_tag(parent, BEST_MODEL_TAG, str(best.number))
-    version = register(client, winner, info.model_uri)
+    version = register(client, winner, info.model_uri, info.model_id)
     if version is not None:
         client.set_tag(parent, MODEL_VERSION_TAG, version)
 
 
-def register(client: MlflowClient, winner: Winner, model_uri: str) -> str | None:
+def register(
+    client: MlflowClient, winner: Winner, model_uri: str, model_id: str | None = None
+) -> str | None:
     """Register `model_uri` as a new version of `<experiment>`, tagged, and move the alias
     `best` when it wins; None where the store has no model registry (a file store)."""
     from mlflow.exceptions import MlflowException
@@ -118,7 +120,9 @@ def register(client: MlflowClient, winner: Winner, model_uri: str) -> str | None
                 f"alias {BEST_ALIAS} is the one to use.",
             )
         version = client.create_model_version(
+            # model_id: an MLflow server refuses a `models:/m-...` source without it
             winner.experiment, model_uri, run_id=winner.parent_run_id, tags=tags,
+            model_id=model_id,
             description=f"trial {winner.record.number} of study {winner.study}, "
             f"val_loss {winner.val_loss:.4g}",
         )

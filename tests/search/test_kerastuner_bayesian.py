@@ -1,19 +1,16 @@
 """KerasTuner's Bayesian oracle end to end (issue 19): `fitscope search --engine kerastuner
 --tuner bayesian` proposes past its random start-up points and records every trial.
 
-Writing this test found a bug, not fixed here (it fails the test, which is how it was shown to
-fail): with a log-scale integer range (`units: {low: 8, high: 32, log: true}`) the Gaussian
-process proposed units_0 = 33. KerasTuner's `Int` without a step maps a probability in [0, 1)
-onto [low, high + 1), and the oracle's optimiser returns 1.0 at its bound; the record study then
-refuses 33 and the whole search ends in a ValueError traceback. The end-to-end test uses a linear
-range; the edge itself is the strict xfail test below (`assert 33 <= 32`).
+Writing this test found a bug: with a log-scale integer range (`units: {low: 8, high: 32,
+log: true}`) the Gaussian process proposed units_0 = 33. KerasTuner's `Int` without a step maps
+a probability in [0, 1) onto [low, high + 1), and the oracle's optimiser returns 1.0 at its
+bound; the record study then refused 33 and the whole search ended in a ValueError traceback.
+`replay` now keeps values inside their ranges (the last test).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
 
 from fitscope.cli import main
 from tests.conftest import mlflow_runs, write_spec
@@ -47,16 +44,20 @@ def test_a_bayesian_kerastuner_study_goes_past_its_start_up_points(
     assert parent.data.tags["best_run_id"] == best.info.run_id
 
 
-@pytest.mark.xfail(strict=True, reason="KerasTuner's log Int maps probability 1.0, which its "
-                   "Bayesian oracle proposes, to high + 1 (issue 19 found it; not fixed yet)")
 def test_the_top_of_a_log_integer_range_stays_in_the_range() -> None:
     import keras_tuner
 
     from experiments.spec import SpaceSpec
-    from search.hypermodel import declare_space
+    from search.hypermodel import declare_space, replay
 
+    space = SpaceSpec(n_layers=1, units={"low": 8, "high": 32, "log": True})
     hp = keras_tuner.HyperParameters()
-    declare_space(hp, SpaceSpec(n_layers=1, units={"low": 8, "high": 32, "log": True}))
+    declare_space(hp, space)
     (units,) = [h for h in hp.space if h.name == "units_0"]
-    # the Bayesian oracle's optimiser returns probabilities in [0, 1], bounds included
-    assert units.prob_to_value(1.0) <= 32
+    # the Bayesian oracle's optimiser returns probabilities in [0, 1], bounds included, and
+    # KerasTuner maps 1.0 past the range: fitscope builds and records the range's top instead
+    proposed = units.prob_to_value(1.0)
+    assert proposed == 33
+    params, trial = replay({**hp.values, "units_0": proposed}, space)
+    assert params.units == (32,)
+    assert trial.params["units_0"] == 32
