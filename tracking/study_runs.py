@@ -326,6 +326,7 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
             out[name] = value
     return out
 
+
 def filter_literal(value: str) -> str:
     """`value` quoted for an MLflow filter string. MLflow's parser has no escape inside quotes,
     so the quote kind the value lacks is used, and a value it cannot express is refused.
