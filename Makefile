@@ -88,10 +88,11 @@ report: install ## build reports/<exp>/<study>/report.html (also mid-study): mak
 dashboard: install ## optuna-dashboard on http://127.0.0.1:$(DASH_PORT) over the Optuna storage search writes (every study)
 	$(BIN)/fitscope dashboard --port $(DASH_PORT)
 
-# Many tests wait on subprocesses, servers and PostgreSQL rather than compute: three test
-# processes (files kept together, so module fixtures run once) keep two cores busy while one
-# waits. TEST_JOBS=0 runs serially. The slowest tests are listed at the end of every run.
-TEST_JOBS ?= 3
+# Many tests wait on subprocesses, servers and PostgreSQL rather than compute: two test processes
+# (files kept together, so module fixtures run once) keep both cores busy; three were slower
+# (19m08s against 17m54s for 428 tests). TEST_JOBS=0 runs serially. The slowest tests are listed
+# at the end of every run.
+TEST_JOBS ?= 2
 test: install fashion-data ## the whole test suite (data: the package's own files, Debian's Fashion-MNIST or its download)
 	$(BIN)/python -m pytest -q --durations=15 $(if $(filter-out 0,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile)
 
