@@ -31,10 +31,10 @@ def mlflow_server(postgres: Cluster, tmp_path_factory: pytest.TempPathFactory) -
 def test_two_separately_started_workers_share_one_study(
     workdir: Path, postgres: Cluster, mlflow_server: str
 ) -> None:
-    storage = postgres.create_database("optuna_shared")
-    spec = write_spec(workdir, "iris", name="irisshared", train__max_epochs=3,
+    storage = postgres.create_database("optuna_joint")
+    spec = write_spec(workdir, "iris", name="irisjoint", train__max_epochs=3,
                       train__patience=2)
-    command = ["worker", str(spec), "--study", "shared", "--trials", "3",
+    command = ["worker", str(spec), "--study", "joint", "--trials", "3",
                "--storage", storage, "--tracking-uri", mlflow_server]
     # started at the same moment, as a Slurm array or a Kubernetes Job would start them
     workers = [fitscope(command, cwd=workdir) for _ in range(2)]
@@ -44,8 +44,8 @@ def test_two_separately_started_workers_share_one_study(
         assert rc == 0, out[-4000:]
         outputs.append(out)
 
-    study = load(storage, "shared")
-    runs = check_study(study, mlflow_server, "irisshared", counted=6)
+    study = load(storage, "joint")
+    runs = check_study(study, mlflow_server, "irisjoint", counted=6)
     assert len({t.user_attrs["worker"] for t in study.trials}) == 2
     client = MlflowClient(tracking_uri=mlflow_server)
     parent = client.get_run(next(iter(runs.values())).data.tags["mlflow.parentRunId"])
