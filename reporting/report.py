@@ -205,7 +205,10 @@ def _fit_summary(
             "first rule that fires: diverged (NaN/inf or exploding train loss) → overfit (val "
             "rose after its minimum, or a large val-train gap) → underfit (train loss near a "
             "trivial predictor's, or both curves still falling steeply) → unstable (jagged val "
-            "loss) → good_fit") + h.key_values(thresholds))
+            "loss) → good_fit. A trial the pruner (or Hyperband's epoch budget, or an "
+            "interruption) stopped while val loss still improved is stopped_early, not underfit: "
+            "it never showed what more epochs would do; overfit, diverged and unstable are still "
+            "read from its curves") + h.key_values(thresholds))
     )
 
 
