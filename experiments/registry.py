@@ -148,7 +148,7 @@ def describe_error(exc: ValidationError) -> str:
     if error["type"] == "missing":
         return f"{field}: required field is missing"
     message = str(error["msg"]).removeprefix("Value error, ")
-    if message.startswith(("space.", "diagnosis.")):  # already names its field
+    if message.startswith(("space.", "diagnosis.", "search.")):  # already names its field
         return message
     given = error.get("input")
     if error["type"] != "value_error" and isinstance(given, (str, int, float, bool)):

@@ -34,6 +34,8 @@ from experiments.thresholds import FitThresholds
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu", "elu", "selu", "gelu", "swish", "linear")
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam", "adagrad")
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+# what a multi-objective study can trade val_loss against; every one is a number a fit measures
+OBJECTIVES = ("val_loss", "n_params", "epochs_to_best", "train_seconds")
 
 SpaceParam = Annotated[Param, BeforeValidator(as_param)]
 
@@ -138,8 +140,29 @@ class TrainSpec(_Strict):
     steps_per_execution: int = Field(16, ge=1, le=100_000)
 
 
+def _as_objective(value: Any) -> Any:
+    """`n_params` or `{n_params: maximize}` -> `{name: n_params, direction: maximize}`."""
+    if isinstance(value, str):
+        return {"name": value}
+    if isinstance(value, dict) and len(value) == 1 and "name" not in value:
+        ((name, direction),) = value.items()
+        return {"name": name, "direction": direction}
+    return value
+
+
+class ObjectiveSpec(_Strict):
+    """One objective of a multi-objective study."""
+
+    name: Literal["val_loss", "n_params", "epochs_to_best", "train_seconds"]
+    direction: Literal["minimize", "maximize"] = "minimize"
+
+
 class SearchSpec(_Strict):
-    """How the study proposes candidates."""
+    """How the study proposes candidates.
+
+    `objectives` (two or more, val_loss first) makes the study multi-objective: Optuna keeps the
+    Pareto front of trials no other trial beats on every objective (docs/pareto.md).
+    """
 
     trials: int = Field(30, ge=1)
     timeout: float | None = Field(None, gt=0)  # seconds for one invocation; None = no limit
@@ -149,6 +172,46 @@ class SearchSpec(_Strict):
     seed: int = Field(42, ge=0, lt=2**32)  # NumPy and TensorFlow take unsigned 32-bit seeds
     startup_trials: int = Field(5, ge=0)  # random trials before TPE models the space
     warmup_epochs: int = Field(3, ge=0)  # no pruning before this many epochs: early curves cross
+    # () = one objective, val_loss; e.g. [val_loss, n_params] trades accuracy against size
+    objectives: tuple[Annotated[ObjectiveSpec, BeforeValidator(_as_objective)], ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_pruning_default(cls, data: Any) -> Any:
+        # Optuna cannot prune a multi-objective study (Trial.report takes one value): such a
+        # study prunes nothing unless the spec asks otherwise, which _objectives refuses
+        objectives = data.get("objectives") if isinstance(data, dict) else None
+        if isinstance(objectives, (list, tuple)) and len(objectives) > 1 and "pruner" not in data:
+            return {**data, "pruner": "none"}
+        return data
+
+    @model_validator(mode="after")
+    def _objectives(self) -> SearchSpec:
+        if not self.objectives:
+            return self
+        names = [o.name for o in self.objectives]
+        if len(names) < 2:
+            raise ValueError("search.objectives: list two or more (val_loss first); one "
+                             "objective is the default, val_loss")
+        if self.objectives[0] != ObjectiveSpec(name="val_loss"):
+            raise ValueError("search.objectives: the first objective must be val_loss, "
+                             "minimized: it chooses the best trial")
+        if len(set(names)) < len(names):
+            raise ValueError(f"search.objectives: each objective once; got {', '.join(names)}")
+        if self.pruner != "none":
+            raise ValueError(f"search.pruner: {self.pruner} cannot prune a multi-objective "
+                             "study (Optuna's pruners judge one value); set pruner: none")
+        return self
+
+    @property
+    def objective_names(self) -> tuple[str, ...]:
+        """The study's objectives in order: ("val_loss",) for a single-objective study."""
+        return tuple(o.name for o in self.objectives) or (self.objective,)
+
+    @property
+    def directions(self) -> list[str]:
+        """Optuna's `directions`, one per objective."""
+        return [o.direction for o in self.objectives] or ["minimize"]
 
 
 class ExperimentSpec(_Strict):
@@ -190,6 +253,8 @@ class ExperimentSpec(_Strict):
         identity["diagnosis"] = {}
         identity["search"].pop("trials")
         identity["search"].pop("timeout")
+        if not identity["search"]["objectives"]:  # single-objective studies keep their names
+            identity["search"].pop("objectives")
         blob = json.dumps(identity, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:8]
 
@@ -231,6 +296,7 @@ __all__ = [
     "DataSpec",
     "ExperimentSpec",
     "Fixed",
+    "ObjectiveSpec",
     "Range",
     "SearchSpec",
     "SpaceSpec",

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from analysis.diagnosis import diagnose_record
+from search.objectives import is_multi_objective, study_objectives
 from search.params import TrialParams
 from search.record import TrialRecord, record_from_trial
 
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
     import optuna
 
     from experiments.spec import ExperimentSpec
+
+COUNTS = ("n_params", "epochs_to_best")  # objectives that are whole numbers
 
 
 class ConsoleReporter:
@@ -89,7 +92,8 @@ class ConsoleReporter:
             + ", ".join(f"{n.lower()} {c}" for n, c in counts.items() if c),
         ]
         complete = sorted(
-            (t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: float(t.value or 0)
+            (t for t in trials if t.state == TrialState.COMPLETE),
+            key=lambda t: float(t.values[0]),  # val_loss, the first objective of every study
         )[:5]
         if complete:
             lines.append(
@@ -100,11 +104,32 @@ class ConsoleReporter:
             for trial in complete:
                 record = record_from_trial(trial)
                 lines.append(
-                    f"  {trial.number:>5}  {_fmt(trial.value):>10}  "
+                    f"  {trial.number:>5}  {_fmt(trial.values[0]):>10}  "
                     f"{_fmt(record.test.get(self.metric)):>16}  {_short_params(record.params)}"
                 )
+        if complete and is_multi_objective(study):
+            lines.extend(self.pareto_lines(study))
         lines.extend(self.hints())
         return "\n".join(lines)
+
+
+    def pareto_lines(self, study: optuna.Study, shown: int = 10) -> list[str]:
+        """The Pareto front, lowest val_loss first: each trial with every objective's value."""
+        names = study_objectives(study)
+        front = sorted(study.best_trials, key=lambda t: (t.values[0], t.number))
+        lines = [f"Pareto front: {len(front)} trials no other trial beats on "
+                 f"{' and '.join(names)} (MLflow tag pareto=true)"]
+        lines.append(f"  {'trial':>5}  " + "  ".join(f"{n:>14}" for n in names)
+                     + f"  {self.metric:>16}")
+        for trial in front[:shown]:
+            record = record_from_trial(trial)
+            values = (f"{v:.0f}" if n in COUNTS else _fmt(v)
+                      for n, v in zip(names, trial.values, strict=True))
+            lines.append(f"  {trial.number:>5}  " + "  ".join(f"{v:>14}" for v in values)
+                         + f"  {_fmt(record.test.get(self.metric)):>16}")
+        if len(front) > shown:
+            lines.append(f"  ... and {len(front) - shown} more (leaderboard.csv, column pareto)")
+        return lines
 
 
 def _short_params(params: dict[str, Any]) -> str:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from common.errors import FitscopeError, TrackingError
+from common.errors import FitscopeError, SpecError, TrackingError
 from experiments.tasks import task_kind
 from search import record as trial_record
 from search.storage import open_storage
@@ -123,12 +123,28 @@ def make_oracle(tuner: str, spec: ExperimentSpec, seed: int) -> keras_tuner.Orac
     raise ValueError(f"unknown tuner {tuner!r}; expected one of {', '.join(TUNERS)}")
 
 
+def refuse_multi_objective(spec: ExperimentSpec) -> None:
+    """KerasTuner's oracles rank trials by one objective: a multi-objective spec is refused
+    rather than searched on val_loss alone under a name that promises a Pareto front.
+
+    Raises:
+        SpecError: the spec lists `search.objectives`.
+    """
+    if spec.search.objectives:
+        raise SpecError(
+            f"search.objectives: the KerasTuner engine searches one objective (val_loss), not "
+            f"{', '.join(spec.search.objective_names)}; use the Optuna engine (the default)"
+        )
+
+
 def open_record_study(spec: ExperimentSpec, settings: StudySettings, tuner: str) -> optuna.Study:
     """The Optuna study that records this KerasTuner search (created, or loaded to resume).
 
     Raises:
+        SpecError: the spec is multi-objective (see `refuse_multi_objective`).
         TrackingError: the name belongs to a study of another experiment, engine or tuner.
     """
+    refuse_multi_objective(spec)
     study = optuna.create_study(
         study_name=settings.study_name,
         storage=open_storage(settings.storage),

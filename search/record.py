@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from common.errors import TrackingError
+from search.objectives import best_value
 
 if TYPE_CHECKING:
     from experiments.spec import ExperimentSpec
@@ -161,12 +162,10 @@ def record_from_trial(trial: optuna.trial.FrozenTrial) -> TrialRecord:
 
 
 def is_best_so_far(study: optuna.Study, value: float) -> bool:
-    """Whether `value` beats every completed trial of the study (only those trials save their
-    model: the parent run logs the best)."""
-    try:
-        return value < study.best_value
-    except ValueError:  # no completed trial yet
-        return True
+    """Whether the val loss `value` beats every completed trial of the study (only those trials
+    save their model: the parent run logs the best, on a multi-objective study too)."""
+    best = best_value(study)
+    return best is None or value < best
 
 
 def _record(

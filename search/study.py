@@ -27,6 +27,7 @@ from search.interrupts import (
     interrupt_reason,
     raise_if_interrupted,
 )
+from search.objectives import check_objectives, objective_values
 from search.record import TrialRecord, fit_attrs, is_best_so_far, record_from_trial, settings_attrs
 from search.seeding import backend_versions, sampler_seed, trial_seed
 from search.space import sample_params
@@ -176,16 +177,20 @@ def open_study(
         storage=storage or open_storage(settings.storage),
         sampler=make_sampler(spec, settings.seed),
         pruner=make_pruner(spec),
-        direction="minimize",
+        directions=spec.search.directions,  # one per objective; loading keeps the stored ones
         load_if_exists=True,
     )
     trial_record.check_experiment(study, spec.name)
+    names = list(spec.search.objective_names)
+    # optuna-dashboard then says val_loss, not "Objective 0"; a resumed multi-objective study
+    # is told apart from a single-objective one by these names
+    if study.metric_names is None and len(study.directions) == len(names):
+        study.set_metric_names(names)
+    check_objectives(study, spec)
     if trial_record.EXPERIMENT not in study.user_attrs:
         study.set_user_attr(trial_record.EXPERIMENT, spec.name)
         study.set_user_attr(trial_record.SPEC, spec.model_dump(mode="json"))
         study.set_user_attr(trial_record.SEED, settings.seed)
-    if study.metric_names is None:  # optuna-dashboard then says val_loss, not "Objective 0"
-        study.set_metric_names([spec.search.objective])
     return study
 
 
@@ -198,7 +203,7 @@ class Objective:
     settings: StudySettings
     backend: dict[str, str] = field(default_factory=backend_versions)
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         # search.training is imported here, not at the top: it loads TensorFlow (~7 s), and the
         # CLI must be able to open a study and reject bad input before paying for that
         import keras
@@ -242,6 +247,8 @@ class Objective:
                 verbose=2 if self.settings.verbose else 0,
             )
             self._keep(trial, result)
+            if len(self.spec.search.objectives) > 1:  # a multi-objective study: val_loss first
+                return objective_values(self.spec.search.objective_names, result)
             return result.best_val_loss
         except optuna.TrialPruned:
             raise

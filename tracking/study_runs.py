@@ -21,6 +21,7 @@ from common.masking import mask_url
 from common.text import first_line
 from experiments.tasks import task_kind
 from search import record as trial_record
+from search.objectives import best_trial, is_multi_objective, pareto_numbers, study_objectives
 from search.record import TrialRecord, record_from_trial
 from tracking.best_model import Winner, log_best_model
 from tracking.fingerprint import run_tags, study_tags
@@ -44,6 +45,8 @@ EXPERIMENT_KIND = "custom_model_development"
 # MLflow mid-way): writing one takes about a second.
 STALE_CHILD_S = 300
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
+PARETO_TAG = "pareto"  # "true" on the runs of a multi-objective study's front, else "false"
+PARETO_ARTIFACT = "pareto_front.json"  # on the parent: the front's trials, runs and values
 
 
 class StudyRuns:
@@ -89,6 +92,7 @@ class StudyRuns:
         self.parent_run_id = ""
         self.logged: dict[int, str] = {}  # trial number -> child run id
         self.partial: dict[int, list[tuple[str, int]]] = {}  # RUNNING children: (id, start ms)
+        self.pareto_tags: dict[int, str | None] = {}  # trial number -> its run's pareto tag
 
     # --- the study's own record in Optuna ---------------------------------------------
     def remember_in_study(self, study: optuna.Study) -> None:
@@ -206,6 +210,7 @@ class StudyRuns:
                 self.partial.setdefault(number, []).append((run.info.run_id, run.info.start_time))
             else:
                 self.logged[number] = run.info.run_id
+                self.pareto_tags[number] = run.data.tags.get(PARETO_TAG)
 
     def write_trial(self, record: TrialRecord) -> str:
         """Write one trial's child run under the parent; return its id."""
@@ -272,18 +277,55 @@ class StudyRuns:
             self.client.log_metric(self.parent_run_id, f"trials_{name}", count)
         if not counts["complete"]:
             return
-        best = record_from_trial(study.best_trial)
+        best_frozen = best_trial(study)  # on a multi-objective study: the front's lowest val_loss
+        assert best_frozen is not None  # a complete trial exists
+        best, best_val = record_from_trial(best_frozen), float(best_frozen.values[0])
         best_run = self.logged.get(best.number)
         if best_run:
             self.client.set_tag(self.parent_run_id, "best_run_id", best_run)
         self.client.set_tag(self.parent_run_id, "best_trial_number", str(best.number))
-        self.client.log_metric(self.parent_run_id, "best_val_loss", float(study.best_value))
+        self.client.log_metric(self.parent_run_id, "best_val_loss", best_val)
         for name, value in best.test.items():
             self.client.log_metric(self.parent_run_id, f"best_{name}", float(value))
+        if is_multi_objective(study):
+            self.mark_pareto_front(study)
         if self.log_best_model and self.raw_inputs is not None:
             winner = Winner(self.spec.name, self.settings.study_name, self.parent_run_id,
-                            best_run, best, float(study.best_value), self.data_sha256)
+                            best_run, best, best_val, self.data_sha256)
             log_best_model(self.client, self.tracking_uri, winner, self.raw_inputs)
+
+    def mark_pareto_front(self, study: optuna.Study) -> list[int]:
+        """Tag every complete trial's run `pareto=true` or `pareto=false` as the front is now,
+        and list the front on the parent (tag `pareto_front`, artifact `pareto_front.json`).
+
+        The front changes as trials finish, so this runs whenever the study is summarised (its
+        end, `fitscope sync`): a trial pushed off the front since is retagged false. Returns the
+        front's trial numbers.
+        """
+        from optuna.trial import TrialState
+
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        values = {t.number: t.values for t in complete}
+        front = sorted(pareto_numbers(study), key=lambda n: (values[n][0], n))
+        for trial in complete:
+            run_id = self.logged.get(trial.number)
+            wanted = "true" if trial.number in front else "false"
+            if run_id and self.pareto_tags.get(trial.number) != wanted:
+                self.client.set_tag(run_id, PARETO_TAG, wanted)
+                self.pareto_tags[trial.number] = wanted
+        names = study_objectives(study)
+        listed = ",".join(map(str, front))  # lowest val_loss first
+        self.client.set_tag(self.parent_run_id, "pareto_front",
+                            listed if len(listed) <= 5000 else listed[:4990] + ",...")
+        self.client.set_tag(self.parent_run_id, "objectives", ",".join(names))
+        self.client.log_metric(self.parent_run_id, "pareto_size", len(front))
+        self.client.log_dict(self.parent_run_id, {
+            "objectives": dict(zip(names, [d.name.lower() for d in study.directions],
+                                   strict=True)),
+            "front": [{"trial": n, "run_id": self.logged.get(n),
+                       **dict(zip(names, values[n], strict=True))} for n in front],
+        }, PARETO_ARTIFACT)
+        return front
 
     def _log_parent_params(self, run_id: str, labels: dict[str, str] | None = None) -> None:
         from mlflow.entities import Param

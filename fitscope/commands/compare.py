@@ -25,7 +25,7 @@ from fitscope.commands.args import add_options, integer, positive_float
 from fitscope.comparison import ComparisonRun, EngineResult, markdown_table, summarize_study
 from fitscope.invocation import quiet_libraries
 from fitscope.preflight import check_study_outputs
-from search.kerastuner_engine import require_kerastuner, run_kerastuner
+from search.kerastuner_engine import refuse_multi_objective, require_kerastuner, run_kerastuner
 from search.study import StudySettings, default_study_name, open_study, run_study
 from tracking.fingerprint import environment, study_tags
 
@@ -57,6 +57,7 @@ def compare(args: argparse.Namespace) -> int:
     """Run both engines one after the other and write the side-by-side table."""
     spec = session.experiment_spec(args.experiment, seed=args.seed)
     budget = float(args.budget or spec.search.timeout or DEFAULT_BUDGET)
+    refuse_multi_objective(spec)  # the KerasTuner half could not search it
     require_kerastuner()
     quiet_libraries(args.verbose)
     tracking = session.tracking_uri(args.tracking_uri)

@@ -23,6 +23,7 @@ from search import interrupts
 from search.kerastuner_engine import (
     kerastuner_study_name,
     open_record_study,
+    refuse_multi_objective,
     require_kerastuner,
     run_kerastuner,
 )
@@ -67,6 +68,8 @@ def search(args: argparse.Namespace) -> int:
     quiet_libraries(args.verbose)
     tracking = session.tracking_uri(args.tracking_uri)
     tuner = _kerastuner_kind(args)  # None: the Optuna engine
+    if tuner:
+        refuse_multi_objective(spec)  # said before any data loads
     study_name = args.study or (kerastuner_study_name(spec, tuner) if tuner else None)
     settings = session.study_settings(spec, tracking, study_name, args.storage,
                                       verbose=args.verbose)
