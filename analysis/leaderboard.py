@@ -10,7 +10,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,9 @@ LAST = ["best_val_loss", "best_epoch", "epochs_trained"]
 TAIL = ["n_params", "seconds", "fit_reason"]
 
 
-def leaderboard(trials: Sequence[JudgedTrial]) -> pd.DataFrame:
+def leaderboard(
+    trials: Sequence[JudgedTrial], front: Collection[int] | None = None
+) -> pd.DataFrame:
     """A DataFrame with one row per trial.
 
     Columns: rank (COMPLETE trials only, 1 = lowest best val loss), trial, state, fit, every
@@ -32,6 +34,10 @@ def leaderboard(trials: Sequence[JudgedTrial]) -> pd.DataFrame:
     (0-based, as logged in MLflow), epochs_trained, the test metrics, n_params, seconds (wall
     time of the trial) and fit_reason. Complete trials come first by best val loss, then the
     others by best val loss where they have one, then by number.
+
+    `front` (a multi-objective study's Pareto front, by trial number) adds the column pareto
+    after fit: True on the front, False for other complete trials, empty for the rest; and
+    train_seconds (what that objective measures) before seconds.
     """
     import pandas as pd
 
@@ -41,9 +47,14 @@ def leaderboard(trials: Sequence[JudgedTrial]) -> pd.DataFrame:
         if row["state"] == "COMPLETE":
             rank += 1
             row["rank"] = rank
+        if front is not None:
+            row["pareto"] = row["trial"] in front if row["state"] == "COMPLETE" else None
     params = ordered_keys(t.record.params for t in trials)
     tests = ordered_keys(t.record.test for t in trials)
     columns = FIRST + params + LAST + tests + TAIL
+    if front is not None:
+        columns.insert(len(FIRST), "pareto")
+        columns.insert(columns.index("seconds"), "train_seconds")
     frame = pd.DataFrame(rows, columns=columns)
     return frame.astype({"rank": "Int64", "best_epoch": "Int64", "n_params": "Int64"})
 
@@ -67,6 +78,7 @@ def _row(trial: JudgedTrial) -> dict[str, Any]:
         "epochs_trained": record.epochs_trained,
         **record.test,
         "n_params": record.n_params,
+        "train_seconds": record.train_seconds,
         "seconds": round(record.duration_seconds, 2) if record.duration_seconds else None,
         "fit_reason": trial.diagnosis.reason if trial.diagnosis else record.fail_reason,
     }

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from analysis.judged import NO_FIT
 from common.text import first_line
+from reporting.overlay import COLOURS
+from search.objectives import SELECTION, is_multi_objective, pareto_numbers, study_objectives
 
 if TYPE_CHECKING:
     import optuna
@@ -28,6 +33,9 @@ VIEWS = (
     ("slice", "Slice plot", "plot_slice"),
     ("intermediate_values", "Intermediate values (val_loss per epoch)", "plot_intermediate_values"),
 )
+PARETO_KEY = "pareto_front"  # first among the views of a multi-objective study
+TRIAL_NUMBER = re.compile(r'"number": (\d+)')
+ON_VAL_LOSS = ("optimization_history", "parallel_coordinate", "slice")  # need a target there
 MEANINGLESS = "will be equal"  # Optuna's words when it cannot rank parameter importances
 # One line per trial: past this many the views below draw the best trials only (a 4,000-line
 # parallel-coordinate plot is a 2 MB blot), and fANOVA grows fewer trees
@@ -55,8 +63,10 @@ class View:
                                        default_height=HEIGHT, default_width="100%"))
 
 
-def optuna_views(study: optuna.Study) -> list[View]:
-    """Every view of `VIEWS` for the study, in order.
+def optuna_views(study: optuna.Study, fits: Mapping[int, str] | None = None) -> list[View]:
+    """Every view of `VIEWS` for the study, in order; a multi-objective study's Pareto front
+    first, its points coloured by `fits` (trial number -> fit class), and the other views
+    drawn on val_loss, the first objective.
 
     Example:
         >>> import optuna
@@ -66,15 +76,62 @@ def optuna_views(study: optuna.Study) -> list[View]:
     from optuna import visualization
 
     views = []
+    multi = is_multi_objective(study)
+    if multi:
+        views.append(_pareto_front(study, fits or {}))
     for key, title, name in VIEWS:
         plot, shown, note = getattr(visualization, name), study, ""
         if key in LINE_VIEWS:
             shown, note = _best_trials(study)
         elif key == "param_importances":
             plot, note = _importances(study, plot)
+        if multi and key in ON_VAL_LOSS:  # Optuna asks which objective to draw
+            plot = partial(plot, target=_val_loss, target_name=SELECTION)
         view = _draw(key, title, plot, shown)
         views.append(dataclasses.replace(view, note=" ".join(filter(None, [note, view.note]))))
     return views
+
+
+def _val_loss(trial: optuna.trial.FrozenTrial) -> float:
+    return float(trial.values[0])
+
+
+def _pareto_front(study: optuna.Study, fits: Mapping[int, str]) -> View:
+    """Optuna's Pareto-front plot, each point coloured by its trial's fit class; the front's
+    points are larger and outlined."""
+    from optuna import visualization
+
+    names = study_objectives(study)
+    view = _draw(PARETO_KEY, "Pareto front: " + " against ".join(names),
+                 partial(visualization.plot_pareto_front, target_names=names), study)
+    if view.figure is None:
+        return view
+    figure = view.figure
+    shown_fits: dict[str, None] = {}
+    for trace in figure.data:
+        classes = [fits.get(_trial_number(text), NO_FIT) for text in trace.text or ()]
+        shown_fits.update(dict.fromkeys(classes))
+        on_front = "Best Trial" in (trace.hovertemplate or "")  # Optuna's name for the front
+        trace.marker.update(color=[COLOURS.get(c, COLOURS[NO_FIT]) for c in classes],
+                            colorscale=None, showscale=False, size=12 if on_front else 7,
+                            line={"width": 2 if on_front else 0, "color": "black"})
+        trace.name = "Pareto front (outlined)" if on_front else "other complete trials"
+        trace.showlegend = True
+    if len(names) == 2:  # legend entries for the colours: one empty trace per class
+        for fit in shown_fits:
+            figure.add_scatter(x=[None], y=[None], mode="markers", name=fit,
+                               marker={"color": COLOURS.get(fit, COLOURS[NO_FIT]), "size": 9})
+    figure.update_layout(showlegend=True)
+    size = len(pareto_numbers(study))
+    return dataclasses.replace(view, note=" ".join(filter(None, [
+        f"{size} trials on the front (outlined): no other trial is better on every objective. "
+        "Colours are fit classes; the best trial is the front's lowest val_loss.", view.note])))
+
+
+def _trial_number(hover: str) -> int:
+    """The trial number in Optuna's hover text (the trial as JSON: {"number": 3, ...})."""
+    found = TRIAL_NUMBER.search(hover)
+    return int(found[1]) if found else -1
 
 
 def _best_trials(study: optuna.Study) -> tuple[optuna.Study, str]:
@@ -87,10 +144,13 @@ def _best_trials(study: optuna.Study) -> tuple[optuna.Study, str]:
     if len(trials) <= MAX_LINES:
         return study, ""
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    lowest_first = study.direction == optuna.study.StudyDirection.MINIMIZE
-    best = sorted(complete, key=lambda t: float(t.value or 0), reverse=not lowest_first)
+    # the first objective: val_loss (the only one, or the selection one of a Pareto study)
+    lowest_first = study.directions[0] == optuna.study.StudyDirection.MINIMIZE
+    best = sorted(complete, key=lambda t: float(t.values[0]), reverse=not lowest_first)
     best = best[:MAX_LINES]
-    copy = optuna.create_study(study_name=study.study_name, direction=study.direction)
+    copy = optuna.create_study(study_name=study.study_name, directions=study.directions)
+    if study.metric_names:
+        copy.set_metric_names(study.metric_names)
     copy.add_trials(best)
     return copy, (f"the {len(best)} best of {len(complete)} complete trials "
                   f"({len(trials)} in all; every trial is in leaderboard.csv)")
@@ -98,8 +158,6 @@ def _best_trials(study: optuna.Study) -> tuple[optuna.Study, str]:
 
 def _importances(study: optuna.Study, plot: Callable[..., Any]) -> tuple[Callable[..., Any], str]:
     """Optuna's default fANOVA, with fewer trees on a large study (same method, coarser)."""
-    from functools import partial
-
     from optuna.importance import FanovaImportanceEvaluator
     from optuna.trial import TrialState
 

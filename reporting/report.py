@@ -29,8 +29,9 @@ from experiments.tasks import task_kind
 from experiments.thresholds import FitThresholds
 from reporting import plots
 from reporting import report_html as h
-from reporting.optuna_views import optuna_views, write_views
+from reporting.optuna_views import PARETO_KEY, optuna_views, write_views
 from reporting.overlay import COLOURS, curves_overlay
+from search.objectives import best_trial, is_multi_objective, pareto_numbers, study_objectives
 from search.record import CLASS_NAMES as CLASS_NAMES_ATTR
 from search.record import TrialRecord
 
@@ -83,15 +84,16 @@ def build_report(
     spec = study_spec(study)
     experiment = str(study.user_attrs.get("experiment") or spec.get("name") or "?")
     best = _best(study, trials)
+    multi = is_multi_objective(study)
 
-    board = leaderboard(trials)
+    board = leaderboard(trials, pareto_numbers(study) if multi else None)
     write_leaderboard(board, folder / "leaderboard.csv")
     (folder / "fit_summary.txt").write_text(fit_summary_text(trials) + "\n", encoding="utf-8")
     overlay = curves_overlay(
         trials, best.record.number if best else None, folder / "curves_overlay.png",
         f"{experiment} / {study.study_name}: val_loss of every trial, coloured by fit",
     )
-    views = optuna_views(study)
+    views = optuna_views(study, {t.record.number: t.fit for t in trials})
     write_views(views, folder)
 
     sections = [
@@ -114,11 +116,10 @@ def build_report(
 
 
 def _best(study: optuna.Study, trials: Sequence[JudgedTrial]) -> JudgedTrial | None:
-    try:
-        number = study.best_trial.number
-    except ValueError:  # no complete trial yet
+    best = best_trial(study)  # a multi-objective study's: the front's lowest val_loss
+    if best is None:  # no complete trial yet
         return None
-    return next((t for t in trials if t.record.number == number), None)
+    return next((t for t in trials if t.record.number == best.number), None)
 
 
 def _summary(
@@ -154,6 +155,9 @@ def _summary(
         rows += [("best params", ", ".join(f"{k}={_short(v)}" for k, v in r.params.items()))]
     else:
         rows.append(("best trial", h.esc("none yet: no trial has completed")))
+    if is_multi_objective(study):
+        raw.add("Pareto front")
+        rows.append(("Pareto front", _front(study)))
     baseline = study_baseline(study)
     rows += [
         ("baseline loss", f"{_num(baseline)} (a trivial predictor's training loss)"
@@ -172,15 +176,28 @@ def _summary(
     return body
 
 
+def _front(study: optuna.Study) -> str:
+    """One line on the front: its objectives, its trials (lowest val_loss first), its plot."""
+    names = study_objectives(study)
+    directions = ", ".join(f"{n} ({d.name.lower()})"
+                           for n, d in zip(names, study.directions, strict=True))
+    front = sorted(study.best_trials, key=lambda t: (t.values[0], t.number))
+    listed = ", ".join(f"#{t.number}" for t in front[:20]) + (" ..." if len(front) > 20 else "")
+    return h.esc(f"{len(front)} trials on {directions}: {listed}; the best trial is the "
+                 "front's lowest val_loss. ") + f'<a href="#view-{PARETO_KEY}">Pareto plot</a>'
+
+
 def _leaderboard(board: Any) -> str:
     if board.empty:
         return h.note("no trials yet")
     shown = board.head(LEADERBOARD_ROWS)
     cut = (f"; the first {len(shown)} of {len(board)} trials are shown here"
            if len(shown) < len(board) else "")
+    pareto = ("; pareto: on the Pareto front of the study's objectives (MLflow tag pareto)"
+              if "pareto" in board.columns else "")
     return (h.note("ranked by best val_loss (complete trials first); best_epoch is 0-based as "
                    "in MLflow; test metrics are reported, never used to choose; every trial is "
-                   f"in leaderboard.csv{cut}") + h.frame_table(shown))
+                   f"in leaderboard.csv{cut}{pareto}") + h.frame_table(shown))
 
 
 def _fit_summary(
