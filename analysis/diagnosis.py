@@ -1,4 +1,4 @@
-"""Classify one training run as good_fit, overfit, underfit, diverged or unstable from its curves.
+"""Classify one training run as good_fit, overfit, underfit, diverged, unstable or stopped_early.
 
 Pure numpy, so it can be unit-tested on hand-made curves and called from any callback. Every
 threshold is relative (a ratio or a fraction of the loss level per epoch), so the same defaults
@@ -27,7 +27,10 @@ from experiments.thresholds import FitThresholds
 if TYPE_CHECKING:
     from search.record import TrialRecord
 
-FIT_CLASSES = ("good_fit", "overfit", "underfit", "diverged", "unstable")
+FIT_CLASSES = ("good_fit", "overfit", "underfit", "diverged", "unstable", "stopped_early")
+# What ended a trial before its own stopping rule (early stopping, max_epochs) could: the
+# phrase goes into the reason of a `stopped_early` verdict.
+PRUNER, BUDGET, INTERRUPT = "the pruner", "Hyperband's epoch budget", "an interruption"
 _EPS = 1e-7  # Keras clips predicted probabilities with this epsilon; the baseline does the same
 
 
@@ -88,6 +91,7 @@ def diagnose(
     val_loss: Sequence[float],
     baseline_loss: float,
     thresholds: FitThresholds | None = None,
+    stopped_by: str | None = None,
 ) -> Diagnosis:
     """Classify a run from its per-epoch train and validation losses; first matching rule wins.
 
@@ -96,6 +100,13 @@ def diagnose(
        gap_ratio > gap_ratio and gap > gap_vs_baseline x baseline_loss.
     3. ``underfit``: train_vs_baseline > underfit_ratio, or both curves' tail slopes < -tail_slope.
     4. ``unstable``: roughness > roughness.  5. Otherwise ``good_fit``.
+
+    A run that something else stopped (`stopped_by`: the pruner, Hyperband's epoch budget, an
+    interruption) has not shown what more epochs would do, so a lack of capacity cannot be read
+    from it. After rules 1 and 2 (its curves can show those), it is ``unstable`` when rule 4
+    fires, else ``stopped_early`` when it was still improving: both tail slopes below
+    -tail_slope, the "still falling" of rule 3. Only then does rule 3 apply (a stopped run
+    near the trivial predictor's loss that was no longer falling fast is still underfit), and 5.
 
     Evidence: best = argmin(val_loss); gap = val - train at best; gap_ratio = gap / val[best];
     val_rise = (val[-1] - val[best]) / val[best]; epochs_after_best = len - 1 - best;
@@ -129,12 +140,17 @@ def diagnose(
         "tail_slope": _tail_slope(v, th.tail_window),
         "roughness": _roughness(v),
     }
-    fit, reason = _classify(t, len(train), e, th, baseline_loss)
+    fit, reason = _classify(t, len(train), e, th, baseline_loss, stopped_by)
     return Diagnosis(fit=fit, reason=reason, **e)
 
 
 def _classify(
-    t: np.ndarray, n: int, e: dict[str, Any], th: FitThresholds, baseline: float
+    t: np.ndarray,
+    n: int,
+    e: dict[str, Any],
+    th: FitThresholds,
+    baseline: float,
+    stopped_by: str | None = None,
 ) -> tuple[str, str]:
     """The first rule of `diagnose` that fires on evidence `e`, and a sentence with its numbers.
 
@@ -154,10 +170,18 @@ def _classify(
     if e["gap_ratio"] > th.gap_ratio and big_enough:
         ratio, limit = e["gap_ratio"], th.gap_ratio
         return "overfit", f"val - train at the best epoch is {ratio:.0%} of val (limit {limit:.0%})"
+    slopes = (_tail_slope(t, th.tail_window), e["tail_slope"])
+    if stopped_by is not None:
+        if e["roughness"] > th.roughness:
+            return "unstable", f"val_loss roughness {e['roughness']:.3f} (limit {th.roughness:g})"
+        if max(slopes) < -th.tail_slope:  # NaN (one epoch) compares False: no evidence
+            shown = ", ".join(f"{s:.1%}" for s in slopes)
+            return "stopped_early", (
+                f"{stopped_by} stopped it after {n} epochs with train, val still falling "
+                f"{shown}/epoch (limit -{th.tail_slope:.0%})")
     if e["train_vs_baseline"] > th.underfit_ratio:
         ratio, limit = e["train_vs_baseline"], th.underfit_ratio
         return "underfit", f"train loss is {ratio:.0%} of a trivial predictor's (limit {limit:.0%})"
-    slopes = (_tail_slope(t, th.tail_window), e["tail_slope"])
     if max(slopes) < -th.tail_slope:  # NaN compares False, so a missing slope never fires
         shown = ", ".join(f"{s:.1%}" for s in slopes)
         return "underfit", f"train, val still falling {shown}/epoch (limit -{th.tail_slope:.0%})"
@@ -210,10 +234,29 @@ def diagnose_record(
     """The fit diagnosis of a trial, or None when it has no curves to judge.
 
     `thresholds` is the spec's `diagnosis` block, as a model or as the dict stored with a study.
+    A trial that `stopped_by` names is judged as `diagnose` says for runs stopped from outside.
     """
     loss, val = record.history.get("loss"), record.history.get("val_loss")
     if not loss or not val or len(loss) != len(val):
         return None
     if not isinstance(thresholds, FitThresholds):
         thresholds = FitThresholds(**thresholds)
-    return diagnose(loss, val, baseline if baseline else float("nan"), thresholds)
+    base = baseline if baseline else float("nan")
+    return diagnose(loss, val, base, thresholds, stopped_by=stopped_by(record))
+
+
+def stopped_by(record: TrialRecord) -> str | None:
+    """What stopped a trial before early stopping or max_epochs could, or None.
+
+    PRUNED: the pruner. A KerasTuner Hyperband round (`kt_epochs` in its settings) that trained
+    every epoch of its round: Hyperband's epoch budget, which stops every round, the last too.
+    FAIL with an `interrupted (...)` reason: Ctrl-C or SIGTERM. A trial that early stopping
+    ended, or that used its max_epochs, stopped by its own rule: None.
+    """
+    if record.state == "PRUNED":
+        return PRUNER
+    if record.state == "FAIL" and (record.fail_reason or "").startswith("interrupted"):
+        return INTERRUPT
+    epochs = record.settings.get("max_epochs")
+    hyperband = "kt_epochs" in record.settings and epochs is not None
+    return BUDGET if hyperband and record.epochs_trained >= int(epochs) else None

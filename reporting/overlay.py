@@ -22,6 +22,7 @@ COLOURS = {
     "underfit": "#1f77b4",
     "unstable": "#ff7f0e",
     "diverged": "#9467bd",
+    "stopped_early": "#17becf",
     NO_FIT: "#7f7f7f",
 }
 LOG_SPAN = 10.0  # max / min of the plotted values above which the y axis goes logarithmic

@@ -10,8 +10,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from analysis.diagnosis import FIT_CLASSES, Diagnosis, baseline_loss, diagnose
+from analysis.diagnosis import (
+    BUDGET,
+    FIT_CLASSES,
+    INTERRUPT,
+    PRUNER,
+    Diagnosis,
+    baseline_loss,
+    diagnose,
+    stopped_by,
+)
 from experiments.thresholds import FitThresholds
+from search.record import TrialRecord
 
 Curves = tuple[list[float], list[float], float]  # loss, val_loss, baseline_loss
 
@@ -261,3 +271,63 @@ def test_a_large_ratio_of_tiny_losses_is_not_overfit() -> None:
     assert diagnose(loss, val, baseline_loss=math.log(3)).fit == "good_fit"
     loose = FitThresholds(gap_vs_baseline=0.01)
     assert diagnose(loss, val, baseline_loss=math.log(3), thresholds=loose).fit == "overfit"
+
+
+# --- issue 16 part 3: a run stopped from outside is judged on the evidence it has ----------
+# Shown to fail without the fix: with the `stopped_by` branch of `_classify` removed, the
+# pruned falling curve is "underfit" again; with `stopped_by` returning None, the records below
+# give None.
+
+
+def test_a_pruned_run_still_falling_is_stopped_early_not_underfit() -> None:
+    curves = underfit_tail()  # both curves losing 5% per epoch when training stopped
+    assert diagnose(*curves).fit == "underfit"  # early stopping or max_epochs ended it
+    d = diagnose(*curves, stopped_by=PRUNER)
+    assert d.fit == "stopped_early", d.reason
+    assert d.reason.startswith("the pruner stopped it after 10 epochs")
+    assert "stopped_early" in FIT_CLASSES
+
+
+def test_a_pruned_run_high_but_still_falling_is_stopped_early() -> None:
+    # pruned after 4 epochs while still above the trivial predictor and falling ~9% per epoch
+    loss, val = [1.3, 1.15, 1.05, 0.96], [1.32, 1.2, 1.1, 1.0]
+    assert diagnose(loss, val, 1.1).fit == "underfit"
+    assert diagnose(loss, val, 1.1, stopped_by=PRUNER).fit == "stopped_early"
+
+
+@pytest.mark.parametrize("name", ["overfit_rise", "overfit_gap", "unstable"])
+def test_a_pruned_run_still_shows_what_its_curves_show(name: str) -> None:
+    build, expected = CASES[name]
+    assert diagnose(*build(), stopped_by=PRUNER).fit == expected
+
+
+def test_a_pruned_run_that_diverged_is_diverged() -> None:
+    d = diagnose([1.0, 0.8, math.nan], [1.1, 0.9, math.nan], 2.0, stopped_by=PRUNER)
+    assert d.fit == "diverged"
+
+
+def test_a_pruned_run_no_longer_falling_keeps_the_underfit_rules() -> None:
+    # flat near the trivial predictor: it had stopped improving, so that is no lack of epochs
+    d = diagnose(*underfit_baseline(), stopped_by=PRUNER)
+    assert d.fit == "underfit", d.reason
+    # pruned after one epoch: no slope, no evidence of improving either way
+    assert diagnose([1.0], [1.05], 1.1, stopped_by=PRUNER).fit == "underfit"
+
+
+def _record(state: str, epochs: int = 4, **attrs: Any) -> TrialRecord:
+    return TrialRecord(
+        number=0, state=state, params={}, settings=attrs.get("settings", {}),
+        history={"loss": [1.0] * epochs, "val_loss": [1.0] * epochs}, best_epoch=0,
+        best_val_loss=1.0, epochs_trained=epochs, n_params=None, train_seconds=None, test={},
+        fail_reason=attrs.get("fail_reason"))
+
+
+def test_what_stopped_a_trial_is_read_from_its_record() -> None:
+    assert stopped_by(_record("PRUNED")) == PRUNER
+    assert stopped_by(_record("FAIL", fail_reason="interrupted (SIGTERM)")) == INTERRUPT
+    assert stopped_by(_record("FAIL", fail_reason="diverged: loss became NaN")) is None
+    assert stopped_by(_record("COMPLETE")) is None  # early stopping or max_epochs ended it
+    # a Hyperband round that trained all its epochs; one that early stopping cut is its own
+    hyperband = {"max_epochs": 4, "kt_epochs": 4}
+    assert stopped_by(_record("COMPLETE", 4, settings=hyperband)) == BUDGET
+    assert stopped_by(_record("COMPLETE", 3, settings=hyperband)) is None

@@ -98,3 +98,38 @@ def test_a_diverged_fail_trial_run_is_tagged_diverged(workdir: Path, tracking_ur
     assert child.data.tags["fit"] == "diverged"
     assert "NaN/inf from epoch 0" in child.data.tags["fit_reason"]
     assert "epochs_after_best" in child.data.metrics
+
+
+def test_a_trial_pruned_while_still_falling_is_stopped_early(
+    workdir: Path, tracking_uri: str
+) -> None:
+    """Issue 16: the pruner cuts a slower learner while its curves still fall steeply; its run is
+    tagged fit=stopped_early (filterable in MLflow), not underfit. Shown failing with the
+    `stopped_by` branch of `analysis.diagnosis._classify` disabled (it reads underfit)."""
+    import optuna
+    from mlflow.tracking import MlflowClient
+
+    from fitscope.cli import main
+    from tests.conftest import mlflow_runs, write_spec
+
+    spec = write_spec(
+        workdir, "iris", name="iris-pruned", space={
+            "n_layers": 1, "units": 8, "activation": "relu", "optimizer": "adam",
+            "learning_rate": [0.05, 3.0e-3], "batch_size": 32, "dropout": 0.0},
+        train__max_epochs=8, train__patience=8, search__pruner="median",
+        search__startup_trials=1, search__warmup_epochs=1,
+    )
+    storage = f"sqlite:///{workdir / 'optuna.db'}"
+    study = optuna.create_study(study_name="prune", storage=storage)
+    study.enqueue_trial({"learning_rate": 0.05})  # fast: sets the median the next one misses
+    study.enqueue_trial({"learning_rate": 3.0e-3})  # ~10x slower, still falling when cut
+    assert main(["search", str(spec), "--trials", "2", "--study", "prune", "--storage", storage,
+                 "--tracking-uri", tracking_uri]) == 0
+    _, children = mlflow_runs(tracking_uri, "iris-pruned")
+    assert [c.data.tags["state"] for c in children] == ["COMPLETE", "PRUNED"]
+    pruned = children[1]
+    assert pruned.data.tags["fit"] == "stopped_early", pruned.data.tags["fit_reason"]
+    assert pruned.data.tags["fit_reason"].startswith("the pruner stopped it after")
+    client = MlflowClient(tracking_uri)
+    found = client.search_runs([pruned.info.experiment_id], "tags.fit = 'stopped_early'")
+    assert [r.info.run_id for r in found] == [pruned.info.run_id]
