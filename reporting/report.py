@@ -10,6 +10,7 @@ study's user attrs), so a report can be built without MLflow and while the study
         fit_summary.txt             the fit summary as printed at the end of a study
         curves_overlay.png          every trial's val_loss, coloured by fit class
         best_learning_curves.png    the best trial's curves (and best_confusion_matrix.png)
+        confirm_seeds.png           after `fitscope confirm`: each configuration's seed spread
         optuna_<view>.html          Optuna's views, sharing plotly.min.js in the folder
 """
 
@@ -29,6 +30,7 @@ from experiments.tasks import task_kind
 from experiments.thresholds import FitThresholds
 from reporting import plots
 from reporting import report_html as h
+from reporting.confirm_view import confirm_section
 from reporting.optuna_views import PARETO_KEY, optuna_views, write_views
 from reporting.overlay import COLOURS, curves_overlay
 from search.objectives import best_trial, is_multi_objective, pareto_numbers, study_objectives
@@ -104,6 +106,9 @@ def build_report(
         h.Section("best-trial", "Best trial", _best_trial(study, best, spec, folder)),
         h.Section("optuna-views", "Optuna views", _views(views)),
     ]
+    confirmed = confirm_section(study, folder, best.record.number if best else None)
+    if confirmed is not None:  # after `fitscope confirm`: beside the best trial
+        sections.insert(5, confirmed)
     plotly_js = None
     if any(v.figure is not None for v in views):
         from plotly.offline import get_plotlyjs
