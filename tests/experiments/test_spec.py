@@ -24,7 +24,8 @@ def spec_with(**changes: object) -> dict:
 
 def test_every_shipped_spec_loads_with_its_documented_task() -> None:
     names = dict(list_experiments())
-    assert set(names) == {"fashion", "iris", "boston", "titanic", "xor", "bloodfat"}
+    assert set(names) == {"fashion", "iris", "boston", "titanic", "xor", "bloodfat",
+                          "iris-pareto"}
     assert load_spec("boston").task == "regression"
     assert load_spec("titanic").task == "binary"
     assert load_spec("fashion").data.source == "idx"
@@ -62,6 +63,15 @@ def test_omitted_sections_take_the_defaults() -> None:
         ({"name": "Bad Name"}, "name:"),
         ({"data__source": "csv"}, "needs the field 'path'"),
         ({"search__pruner": "asha"}, "search.pruner"),
+        ({"search__objectives": ["n_params", "val_loss"]}, "search.objectives: the first "
+         "objective must be val_loss"),
+        ({"search__objectives": ["val_loss"]}, "search.objectives: list two or more"),
+        ({"search__objectives": ["val_loss", "size"]}, "search.objectives.1.name: Input should"),
+        ({"search__objectives": ["val_loss", "n_params", "n_params"]}, "each objective once"),
+        ({"search__objectives": ["val_loss", {"n_params": "smallest"}]},
+         "search.objectives.1.direction"),
+        ({"search__objectives": ["val_loss", "n_params"], "search__pruner": "median"},
+         "search.pruner: median cannot prune a multi-objective study"),
     ],
 )
 def test_bad_specs_fail_with_the_field_named(changes: dict, message: str) -> None:
@@ -107,6 +117,21 @@ def test_fingerprint_ignores_budget_but_not_space() -> None:
     assert spec.with_search(seed=7).fingerprint() != spec.fingerprint()
     other = parse_spec(spec_with(space__units=[4, 8]))
     assert other.fingerprint() != spec.fingerprint()
+
+
+def test_multi_objective_specs_prune_nothing_and_keep_val_loss_first() -> None:
+    spec = parse_spec(spec_with(search__objectives=["val_loss", {"train_seconds": "maximize"}]))
+    assert spec.search.objective_names == ("val_loss", "train_seconds")
+    assert spec.search.directions == ["minimize", "maximize"]
+    assert spec.search.pruner == "none"  # Optuna cannot prune a multi-objective study
+    assert parse_spec(spec.model_dump(mode="json")) == spec
+    single = parse_spec(spec_with())
+    assert single.search.objective_names == ("val_loss",)
+    assert single.search.directions == ["minimize"]
+    assert single.search.pruner == "median"
+    # study names derive from it: a spec without objectives keeps the hash it had before them
+    assert single.fingerprint() == "73f098f6"
+    assert spec.fingerprint() != parse_spec(spec_with(search__pruner="none")).fingerprint()
 
 
 def test_every_resolved_spec_loads_back_from_its_dump() -> None:
