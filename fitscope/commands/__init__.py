@@ -2,4 +2,4 @@
 `handler`; heavy imports stay inside the handlers so `fitscope --help` is instant."""
 
 COMMAND_MODULES = ("search", "worker", "catalog", "rerun", "sync", "ui", "report", "dashboard",
-                   "compare", "predict")
+                   "compare", "predict", "confirm")

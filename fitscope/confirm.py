@@ -1,0 +1,238 @@
+"""`fitscope confirm`: retrain a study's top configurations with new seeds, on the rerun path.
+
+A study ranks its trials by one fit each, with one seed: the winner may simply have drawn a
+lucky initialisation. Confirm takes the top K complete trials, retrains each with S new seeds
+exactly as the search trained it (`fitscope.rerun`: the trial's params and settings from its
+MLflow run, the study's spec, the same data, early stopping, no pruning), logs every retrain as
+a run under the study's parent, and ranks the configurations on their mean (`analysis.confirm`).
+
+Seeds are derived from the study seed, the trial number and the seed index, so a second call
+computes the same seeds, reads which indices already have a run (`tracking.confirm_runs`) and
+trains only the missing ones. With `workers > 1` the (configuration, seed) retrains run in a
+pool of that many processes, each loading the data once.
+
+Example:
+    >>> confirm_seed(42, 16, 0) != confirm_seed(42, 16, 1) != confirm_seed(42, 19, 0)
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from analysis import confirm as stats
+from analysis.diagnosis import baseline_loss, diagnose_record
+from common.errors import TrackingError
+from common.text import first_line
+from experiments.tasks import task_kind
+from fitscope.rerun import load_data, plan_rerun, retrain
+from search.record import MLFLOW_PARENT, SEED, TrialRecord, record_from_fit, record_from_trial
+from search.study import describe_failure
+from tracking.confirm_runs import (
+    confirm_runs,
+    fail_leftovers,
+    log_confirm_run,
+    move_alias_to,
+    seed_outcome,
+    summarise_parent,
+)
+from tracking.fingerprint import run_tags
+from tracking.study_runs import filter_literal
+from tracking.trial_run import ROLE_TAG
+
+if TYPE_CHECKING:
+    import optuna
+    from mlflow.tracking import MlflowClient
+
+
+def confirm_seed(study_seed: int, trial_number: int, index: int) -> int:
+    """The training seed of retrain `index` of a trial: a stream of its own (the 2 keeps it
+    apart from `trial_seed` and `sampler_seed`), so no confirm seed replays the trial's."""
+    state = np.random.SeedSequence([study_seed, trial_number, 2, index]).generate_state(1)
+    return int(state[0] % (2**31 - 1))
+
+
+@dataclass(frozen=True)
+class Job:
+    """One retrain: a configuration (its trial run) and one new seed. Picklable for a pool."""
+
+    tracking: str
+    trial_run_id: str
+    trial_number: int
+    index: int
+    seed: int
+    data_dir: str | None
+    command: str
+    verbose: bool = False
+
+
+def top_trials(study: optuna.Study, k: int) -> list[TrialRecord]:
+    """The `k` complete trials with the lowest best val loss (the study's winner first)."""
+    records = [record_from_trial(t) for t in study.get_trials(deepcopy=False)]
+    done = [r for r in records if r.state == "COMPLETE" and r.best_val_loss is not None
+            and math.isfinite(r.best_val_loss)]
+    return sorted(done, key=lambda r: (r.best_val_loss, r.number))[:k]
+
+
+def trial_run_ids(client: MlflowClient, experiment_id: str, parent_run_id: str) -> dict[int, str]:
+    """Trial number -> its MLflow run id, for the study's child runs."""
+    query = (f"tags.`mlflow.parentRunId` = {filter_literal(parent_run_id)} "
+             f"and tags.`{ROLE_TAG}` = 'trial'")
+    runs = client.search_runs([experiment_id], query, max_results=50_000)
+    return {int(r.data.tags["trial_number"]): r.info.run_id for r in runs
+            if r.data.tags.get("trial_number", "").isdigit()}
+
+
+def run_job(job: Job) -> str:
+    """Retrain one configuration with one seed and log it; the confirm run's id.
+
+    A training failure is recorded as a FAILED run with its reason; Ctrl-C logs nothing (the
+    run is created only after training), so no run is left RUNNING.
+    """
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=job.tracking)
+    plan = plan_rerun(client, job.trial_run_id)
+    plan = dataclasses.replace(plan, seed=job.seed, settings={**plan.settings, "seed": job.seed})
+    data = load_data(plan, job.data_dir)  # loaded once per process (experiments.data caches it)
+    try:
+        record = retrain(plan, data, verbose=job.verbose)
+    except Exception as exc:  # this seed fails, the others go on; the run says why
+        record = record_from_fit(plan.trial_number, plan.params.flat(), plan.settings, {}, None,
+                                 describe_failure(exc))
+    kind = task_kind(plan.spec.task)
+    diagnosis = diagnose_record(record, baseline_loss(plan.spec.task, data.y_train,
+                                                      data.n_classes), dict(plan.spec.diagnosis))
+    return log_confirm_run(
+        client, plan.experiment_id, plan.parent_run_id, plan.study_name, record, diagnosis,
+        kind.curve_metric, data.class_names, job.trial_run_id, job.index,
+        run_tags(job.command, data.sha256()),
+    )
+
+
+def execute(
+    jobs: Sequence[Job], workers: int, done: Callable[[Job, str | None, str | None], None]
+) -> None:
+    """Run `jobs` in this process (workers <= 1) or a pool of `workers` processes; `done(job,
+    run_id, error)` after each. Ctrl-C cancels what has not started and re-raises."""
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            _call(job, done)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn: a forked child would inherit this process's TensorFlow and MLflow state
+    pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context(
+        "spawn"))
+    try:
+        futures = {pool.submit(run_job, job): job for job in jobs}
+        for future in as_completed(futures):
+            job = futures[future]
+            try:
+                done(job, future.result(), None)
+            except Exception as exc:  # a worker's MLflow write failed: this seed is missing
+                done(job, None, first_line(exc))
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _call(job: Job, done: Callable[[Job, str | None, str | None], None]) -> None:
+    try:
+        run_id = run_job(job)
+    except Exception as exc:  # MLflow refused the run: reported, and the next call retries it
+        done(job, None, first_line(exc))
+        return
+    done(job, run_id, None)
+
+
+@dataclass
+class Confirmation:
+    """The outcome of one `confirm` call."""
+
+    verdict: stats.Verdict
+    results: list[stats.ConfigResult]
+    trained: int  # retrains this call ran
+    failed: list[str]  # retrains this call could not log, one line each
+    alias: str  # what happened to the registry alias `best`
+
+
+def confirm_study(
+    study: optuna.Study,
+    client: MlflowClient,
+    tracking: str,
+    experiment: str,
+    task: str,
+    top: int,
+    seeds: int,
+    workers: int = 1,
+    data_dir: str | None = None,
+    command: str = "fitscope confirm",
+    say: Callable[[str], None] = print,
+) -> Confirmation:
+    """Retrain the study's `top` configurations with `seeds` seeds each (only missing ones),
+    record the confirmed winner on the parent run and in the study, and judge the result.
+    `experiment` names the registered model whose alias `best` may move; `task` the spec's.
+
+    Raises:
+        TrackingError: the study has no MLflow parent run, no complete trial, or a top trial has
+            no MLflow run (`fitscope sync` writes it).
+    """
+    parent_id = study.user_attrs.get(MLFLOW_PARENT)
+    if not parent_id:
+        raise TrackingError(f"study {study.study_name} has no MLflow parent run: run `fitscope "
+                            "sync` first")
+    parent = client.get_run(str(parent_id))
+    experiment_id = parent.info.experiment_id
+    configs = top_trials(study, top)
+    if not configs:
+        raise TrackingError(f"study {study.study_name} has no complete trial to confirm")
+    run_ids = trial_run_ids(client, experiment_id, str(parent_id))
+    missing = [r.number for r in configs if r.number not in run_ids]
+    if missing:
+        raise TrackingError(f"trial(s) {', '.join(map(str, missing))} of study "
+                            f"{study.study_name} have no MLflow run: run `fitscope sync` first")
+    study_seed = int(study.user_attrs.get(SEED, 0))
+    jobs = []
+    for record in configs:
+        existing = confirm_runs(client, experiment_id, run_ids[record.number])
+        for run_id in fail_leftovers(client, existing):
+            say(f"  run {run_id} was left RUNNING by a killed confirm: closed FAILED")
+        have = {r.index for r in existing if r.counts}
+        jobs += [Job(tracking, run_ids[record.number], record.number, i,
+                     confirm_seed(study_seed, record.number, i), data_dir, command)
+                 for i in range(seeds) if i not in have]
+    say(f"  {len(configs)} configuration(s) x {seeds} seed(s): {len(jobs)} retrain(s) to run"
+        + (f" on {min(workers, len(jobs))} worker processes" if workers > 1 and jobs else ""))
+    failed: list[str] = []
+
+    def done(job: Job, run_id: str | None, error: str | None) -> None:
+        if error is not None:
+            failed.append(f"trial {job.trial_number} seed {job.index}: {error}")
+            say(f"  trial {job.trial_number} seed #{job.index} ({job.seed}): not logged: {error}")
+        else:
+            say(f"  trial {job.trial_number} seed #{job.index} ({job.seed}): run {run_id}")
+
+    execute(jobs, workers, done)
+    metric = f"val_{task_kind(task).curve_metric}"
+    results = []
+    for record in configs:
+        runs = [r for r in confirm_runs(client, experiment_id, run_ids[record.number])
+                if r.counts and r.index < seeds]
+        first = {r.index: r for r in reversed(runs)}  # one run per index, the oldest
+        outcomes = [seed_outcome(client, r, metric) for _, r in sorted(first.items())]
+        results.append(stats.ConfigResult(record.number, run_ids[record.number],
+                                          float(record.best_val_loss or math.nan), outcomes))
+    verdict = stats.verdict(results, configs[0].number)
+    summarise_parent(client, str(parent_id), verdict, seeds)
+    study.set_user_attr(stats.CONFIRM_ATTR, stats.to_json(results))
+    alias = move_alias_to(client, experiment, study.study_name, verdict.confirmed.trial_number)
+    return Confirmation(verdict, results, len(jobs), failed, alias)
