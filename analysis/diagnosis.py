@@ -258,5 +258,6 @@ def stopped_by(record: TrialRecord) -> str | None:
     if record.state == "FAIL" and (record.fail_reason or "").startswith("interrupted"):
         return INTERRUPT
     epochs = record.settings.get("max_epochs")
-    hyperband = "kt_epochs" in record.settings and epochs is not None
-    return BUDGET if hyperband and record.epochs_trained >= int(epochs) else None
+    if "kt_epochs" not in record.settings or epochs is None:
+        return None
+    return BUDGET if record.epochs_trained >= int(epochs) else None
