@@ -19,7 +19,7 @@ ARGS = $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) 
        $(if $(WORKERS_PER_GPU),--workers-per-gpu $(WORKERS_PER_GPU))
 
 .DEFAULT_GOAL := help
-.PHONY: help install search compare rerun predict serve list show ui report dashboard test test-fast lint data fashion-data bench bench-quick bench-scale soak
+.PHONY: help install search compare rerun confirm predict serve list show ui report dashboard test test-fast lint data fashion-data bench bench-quick bench-scale soak
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,11 @@ compare: install data ## Optuna vs KerasTuner on one spec and budget: make compa
 rerun: install ## make rerun RUN=<id>: retrain one trial from its MLflow run and compare the curves
 	@test -n "$(RUN)" || { echo "usage: make rerun RUN=<mlflow run id of a trial>"; exit 2; }
 	$(BIN)/fitscope rerun $(RUN) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+
+confirm: install data ## retrain a study's top configurations with new seeds: make confirm EXP=iris [STUDY=name TOP=3 SEEDS=3 WORKERS=2]
+	$(BIN)/fitscope confirm $(EXP) $(if $(STUDY),--study $(STUDY)) $(if $(TOP),--top $(TOP)) \
+	  $(if $(SEEDS),--seeds $(SEEDS)) $(if $(WORKERS),--workers $(WORKERS)) \
+	  $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(VERBOSE),--verbose)
 
 predict: install ## predict new raw data with the best model: make predict EXP=titanic INPUT=new.csv [OUTPUT=out.csv MODEL=models:/titanic/3]
 	@test -n "$(INPUT)" || { echo "usage: make predict EXP=<experiment> INPUT=<csv, or .npy/IDX images> [OUTPUT=file]"; exit 2; }
