@@ -209,7 +209,7 @@ class SearchSpec(_Strict):
         return tuple(o.name for o in self.objectives) or (self.objective,)
 
     @property
-    def directions(self) -> list[str]:
+    def directions(self) -> list[Literal["minimize", "maximize"]]:
         """Optuna's `directions`, one per objective."""
         return [o.direction for o in self.objectives] or ["minimize"]
 

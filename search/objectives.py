@@ -88,13 +88,15 @@ def check_objectives(study: optuna.Study, spec: ExperimentSpec) -> None:
     Raises:
         TrackingError: the study's objectives differ from the spec's.
     """
-    wanted = list(spec.search.objective_names), list(spec.search.directions)
-    stored = study_objectives(study), [d.name.lower() for d in study.directions]
+    wanted: list[tuple[str, str]] = list(zip(spec.search.objective_names,
+                                             spec.search.directions, strict=True))
+    stored = list(zip(study_objectives(study), [d.name.lower() for d in study.directions],
+                      strict=True))
     if stored != wanted:
-        def shown(names: list[str], directions: list[str]) -> str:
-            return ", ".join(f"{n} ({d})" for n, d in zip(names, directions, strict=True))
+        def shown(objectives: list[tuple[str, str]]) -> str:
+            return ", ".join(f"{name} ({direction})" for name, direction in objectives)
 
         raise TrackingError(
-            f"study {study.study_name} was created with objectives {shown(*stored)}; the spec "
-            f"asks {shown(*wanted)}: choose another --study"
+            f"study {study.study_name} was created with objectives {shown(stored)}; the spec "
+            f"asks {shown(wanted)}: choose another --study"
         )
