@@ -22,6 +22,7 @@ def _fitscope_search(experiment: str, extra: list[str], spec_changes: dict[str, 
     import yaml
 
     from experiments.registry import load_spec
+    from search.objectives import best_trial
     from search.record import record_from_trial
 
     folder = Path(tempfile.mkdtemp(prefix="fitscope-bench-"))
@@ -39,14 +40,16 @@ def _fitscope_search(experiment: str, extra: list[str], spec_changes: dict[str, 
     wall = time.perf_counter() - started
     study = optuna.load_study(study_name="bench", storage=f"sqlite:///{folder / 'optuna.db'}")
     records = [record_from_trial(t) for t in study.trials if t.state.is_finished()]
-    best = record_from_trial(study.best_trial)
+    chosen = best_trial(study)  # a multi-objective study's: its front's lowest val_loss
+    assert chosen is not None, "no trial completed"
+    best = record_from_trial(chosen)
     metric = "val_accuracy" if "val_accuracy" in best.history else "val_mae"
     return {
         "trials": len(records),
         "complete": sum(r.state == "COMPLETE" for r in records),
         "pruned": sum(r.state == "PRUNED" for r in records),
         "epochs": sum(r.epochs_trained for r in records),
-        "best_val_loss": study.best_value,
+        "best_val_loss": chosen.values[0],
         f"best_{metric}": best.history[metric][best.best_epoch or 0],
         "best_val_accuracy_any": max((max(r.history.get(metric, [0])) for r in records), default=0),
         "test_accuracy": best.test.get("test_accuracy"),
