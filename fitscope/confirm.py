@@ -190,7 +190,13 @@ def confirm_study(
     if not parent_id:
         raise TrackingError(f"study {study.study_name} has no MLflow parent run: run `fitscope "
                             "sync` first")
-    parent = client.get_run(str(parent_id))
+    from mlflow.exceptions import MlflowException
+
+    try:
+        parent = client.get_run(str(parent_id))
+    except MlflowException as exc:
+        raise TrackingError(f"study {study.study_name}'s parent run {parent_id} is not in this "
+                            f"MLflow store (--tracking-uri): {first_line(exc)}") from None
     experiment_id = parent.info.experiment_id
     configs = top_trials(study, top)
     if not configs:
