@@ -78,7 +78,7 @@ class ConsoleReporter:
         )
         return (
             f"#{record.number:>3} {record.state:<8} val_loss {best} {epoch:<9} {test_text:<22} "
-            f"{fit:<9} {params}  {seconds}{reason}"
+            f"{fit:<13} {params}  {seconds}{reason}"  # 13: stopped_early, the longest class
         )
 
     def summary(self, study: optuna.Study, outcome: str) -> str:
