@@ -31,6 +31,7 @@ from analysis.diagnosis import baseline_loss, diagnose_record
 from common.errors import TrackingError
 from common.text import first_line
 from experiments.tasks import task_kind
+from fitscope.invocation import quiet_libraries
 from fitscope.rerun import load_data, plan_rerun, retrain
 from search.record import MLFLOW_PARENT, SEED, TrialRecord, record_from_fit, record_from_trial
 from search.study import describe_failure
@@ -130,7 +131,7 @@ def execute(
 
     # spawn: a forked child would inherit this process's TensorFlow and MLflow state
     pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context(
-        "spawn"))
+        "spawn"), initializer=_quiet_process, initargs=(jobs[0].verbose,))
     try:
         futures = {pool.submit(run_job, job): job for job in jobs}
         for future in as_completed(futures):
@@ -143,6 +144,17 @@ def execute(
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+
+
+def _quiet_process(verbose: bool) -> None:
+    """A pool process shares the terminal: the library chatter the main process quiets too."""
+    import logging
+    import os
+
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    quiet_libraries(verbose)
+    if not verbose:
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notes
 
 
 def _call(job: Job, done: Callable[[Job, str | None, str | None], None]) -> None:
@@ -177,6 +189,7 @@ def confirm_study(
     data_dir: str | None = None,
     command: str = "fitscope confirm",
     say: Callable[[str], None] = print,
+    verbose: bool = False,
 ) -> Confirmation:
     """Retrain the study's `top` configurations with `seeds` seeds each (only missing ones),
     record the confirmed winner on the parent run and in the study, and judge the result.
@@ -214,7 +227,7 @@ def confirm_study(
             say(f"  run {run_id} was left RUNNING by a killed confirm: closed FAILED")
         have = {r.index for r in existing if r.counts}
         jobs += [Job(tracking, run_ids[record.number], record.number, i,
-                     confirm_seed(study_seed, record.number, i), data_dir, command)
+                     confirm_seed(study_seed, record.number, i), data_dir, command, verbose)
                  for i in range(seeds) if i not in have]
     say(f"  {len(configs)} configuration(s) x {seeds} seed(s): {len(jobs)} retrain(s) to run"
         + (f" on {min(workers, len(jobs))} worker processes" if workers > 1 and jobs else ""))

@@ -84,7 +84,7 @@ def confirm(args: argparse.Namespace) -> int:
     done = confirm_study(
         study, client, tracking, spec.name, spec.task, args.top, args.seeds, args.workers,
         args.data_dir, command_line(),
-        say=lambda line: print(line, flush=True),
+        say=lambda line: print(line, flush=True), verbose=args.verbose,
     )
     print(table_text(done.verdict.ranking))
     for line in done.verdict.lines:
