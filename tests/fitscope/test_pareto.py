@@ -13,7 +13,9 @@ Shown to fail, each break undone right after:
 - `best_trial` taking the front's highest val_loss (search/objectives.py): `best_run_id`
   names another run than the lowest-val-loss front member's;
 - the report's Pareto view left out (reporting/optuna_views.py): no `view-pareto_front` plot;
-- no objectives check on resume (search/study.py): both resumes exit 0.
+- no objectives check on resume (search/study.py): both resumes exit 0;
+- the console's front in trial-number order, the Pareto plot coloured by point position
+  instead of trial number: the two fast tests at the end.
 """
 
 from __future__ import annotations
@@ -171,3 +173,36 @@ def test_kerastuner_refuses_a_multi_objective_spec(
     error = capsys.readouterr().err.strip().splitlines()
     assert "the KerasTuner engine searches one objective" in error[-1]
     assert not (workdir / "optuna.db").exists()  # refused before anything was created
+
+
+def synthetic_study() -> optuna.Study:
+    """Four complete trials with known values: 0 and 2 dominated by 3; 1 and 3 the front."""
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    study.set_metric_names(["val_loss", "n_params"])
+    for values in ([0.5, 900], [0.6, 30], [0.3, 500], [0.2, 400]):
+        study.add_trial(optuna.trial.create_trial(values=values))
+    return study
+
+
+def test_the_console_lists_the_front_lowest_val_loss_first() -> None:
+    from reporting.console import ConsoleReporter
+
+    text = ConsoleReporter(4, "test_accuracy").summary(synthetic_study(), "finished")
+    front = text.split("Pareto front: 2 trials", 1)[1].splitlines()[2:]
+    assert [line.split()[:3] for line in front] == [["3", "0.2000", "400"], ["1", "0.6000", "30"]]
+
+
+def test_the_pareto_plot_colours_each_point_by_its_fit() -> None:
+    from reporting.optuna_views import PARETO_KEY, TRIAL_NUMBER, optuna_views
+    from reporting.overlay import COLOURS
+
+    fits = {0: "overfit", 1: "good_fit", 2: "underfit", 3: "good_fit"}
+    (view, *_) = optuna_views(synthetic_study(), fits)
+    assert view.key == PARETO_KEY and view.figure is not None
+    seen = {}
+    for trace in view.figure.data:
+        if not trace.text:  # a legend entry, one per fit class
+            continue
+        for text, colour in zip(trace.text, trace.marker.color, strict=True):
+            seen[int(TRIAL_NUMBER.search(text)[1])] = colour
+    assert seen == {n: COLOURS[fit] for n, fit in fits.items()}
