@@ -97,7 +97,7 @@ def test_unknown_experiment_lists_the_available_ones(
 ) -> None:
     code, _, err = fitscope(capsys, "search", "fashon")
     assert_one_line_error(code, err, "unknown experiment 'fashon'",
-                          "available: bloodfat, boston, fashion, iris, titanic, xor")
+                          "available: bloodfat, boston, fashion, iris-pareto, iris, titanic, xor")
 
 
 def test_spec_file_not_found(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
