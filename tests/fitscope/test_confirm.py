@@ -36,16 +36,20 @@ class Confirmed:
     output: str
 
 
-def _confirm_runs(uri: str) -> list[Any]:
+def _confirm_runs(uri: str, seeds: int | None = None) -> list[Any]:
+    """The confirm runs; with `seeds`, those of the first `seeds` indices (a later test may
+    have added more)."""
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("iris")
     assert exp is not None
-    return client.search_runs([exp.experiment_id], "tags.`fitscope.role` = 'confirm'")
+    runs = client.search_runs([exp.experiment_id], "tags.`fitscope.role` = 'confirm'")
+    return [r for r in runs if seeds is None or int(r.data.tags["confirm_index"]) < seeds]
 
 
 @pytest.fixture(scope="module")
 def confirmed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Confirmed]:
-    """A 2-trial iris study (4 epochs), then `confirm --top 2 --seeds 2`."""
+    """A 2-trial iris study (4 epochs), then `confirm --top 2 --seeds 2 --workers 2`: the four
+    retrains in a pool of two spawned processes."""
     folder = tmp_path_factory.mktemp("iris-confirm")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as patch:
@@ -59,7 +63,7 @@ def confirmed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Confirmed]:
         assert main(["search", str(spec), "--trials", "2", "--tracking-uri", uri]) == 0
         buffer = io.StringIO()  # a module fixture cannot use capsys
         with contextlib.redirect_stdout(buffer):
-            code = main(["confirm", str(spec), "--top", "2", "--seeds", "2",
+            code = main(["confirm", str(spec), "--top", "2", "--seeds", "2", "--workers", "2",
                          "--tracking-uri", uri])
         assert code == 0, buffer.getvalue()
         parent, children = mlflow_runs(uri, "iris")
@@ -67,7 +71,7 @@ def confirmed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Confirmed]:
 
 
 def test_confirm_logs_one_run_per_configuration_and_seed(confirmed: Confirmed) -> None:
-    runs = _confirm_runs(confirmed.uri)
+    runs = _confirm_runs(confirmed.uri, seeds=2)
     assert len(runs) == 4
     by_trial = {c.info.run_id: c for c in confirmed.children}
     seen = set()
@@ -95,9 +99,12 @@ def test_the_parent_gets_the_confirmed_winner(confirmed: Confirmed) -> None:
     tags, metrics = parent.data.tags, parent.data.metrics
     winner = tags["confirmed_best_run_id"]
     assert winner in {c.info.run_id for c in confirmed.children}
-    confirm = [r for r in _confirm_runs(confirmed.uri) if r.data.tags["confirm_of"] == winner]
+    seeds = int(tags["confirmed_seeds"])  # 2, or 3 after the test that adds a seed
+    confirm = [r for r in _confirm_runs(confirmed.uri, seeds)
+               if r.data.tags["confirm_of"] == winner]
     losses = [r.data.metrics["best_val_loss"] for r in confirm]
-    assert metrics["confirmed_mean_best_val_loss"] == pytest.approx(sum(losses) / 2)
+    assert len(losses) == seeds
+    assert metrics["confirmed_mean_best_val_loss"] == pytest.approx(sum(losses) / seeds)
     assert "confirmed_mean_test_accuracy" in metrics
     assert "confirmed_std_val_accuracy" in metrics
     # trial runs of the study are unchanged: a confirm run is no trial
@@ -106,7 +113,7 @@ def test_the_parent_gets_the_confirmed_winner(confirmed: Confirmed) -> None:
 
 def test_confirm_prints_the_table_and_the_verdict(confirmed: Confirmed) -> None:
     out = confirmed.output
-    assert "2 configuration(s) x 2 seed(s): 4 retrain(s) to run" in out
+    assert "2 configuration(s) x 2 seed(s): 4 retrain(s) to run on 2 worker processes" in out
     header = next(line for line in out.splitlines() if line.startswith("rank"))
     for column in ("trial", "seeds", "search val_loss", "best_val_loss", "val_accuracy",
                    "test_accuracy", "fit"):
@@ -136,21 +143,40 @@ def test_a_second_confirm_adds_nothing(confirmed: Confirmed, monkeypatch: pytest
     assert {r.info.run_id for r in _confirm_runs(confirmed.uri)} == before
 
 
-def test_more_seeds_add_only_the_missing_ones_on_workers(
+def test_more_seeds_add_only_the_missing_ones(
     confirmed: Confirmed, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(confirmed.folder)
     before = {r.info.run_id for r in _confirm_runs(confirmed.uri)}
-    assert main(["confirm", str(confirmed.spec), "--top", "2", "--seeds", "3", "--workers", "2",
+    assert main(["confirm", str(confirmed.spec), "--top", "2", "--seeds", "3",
                  "--tracking-uri", confirmed.uri]) == 0
     out = capsys.readouterr().out
-    assert "2 retrain(s) to run on 2 worker processes" in out
+    assert "2 retrain(s) to run\n" in out  # in this process
     runs = _confirm_runs(confirmed.uri)
     added = [r for r in runs if r.info.run_id not in before]
     assert sorted(r.data.tags["confirm_index"] for r in added) == ["2", "2"]
     assert all(r.info.status == "FINISHED" for r in runs)
     parent = MlflowClient(confirmed.uri).get_run(confirmed.parent.info.run_id)
     assert parent.data.tags["confirmed_seeds"] == "3"
+
+
+def test_a_run_left_running_is_closed_failed(
+    confirmed: Confirmed, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # what a confirm killed while writing its run leaves behind: the next call closes it
+    monkeypatch.chdir(confirmed.folder)
+    client = MlflowClient(confirmed.uri)
+    trial = confirmed.children[0]
+    left = client.create_run(trial.info.experiment_id, tags={
+        "mlflow.parentRunId": confirmed.parent.info.run_id, "fitscope.role": "confirm",
+        "confirm_of": trial.info.run_id, "confirm_index": "0", "seed": "1"})
+    assert main(["confirm", str(confirmed.spec), "--top", "2", "--seeds", "2",
+                 "--tracking-uri", confirmed.uri]) == 0
+    out = capsys.readouterr().out
+    assert f"run {left.info.run_id} was left RUNNING by a killed confirm: closed FAILED" in out
+    assert "0 retrain(s) to run" in out  # index 0 has its finished run already
+    assert client.get_run(left.info.run_id).info.status == "FAILED"
+    assert not [r for r in _confirm_runs(confirmed.uri) if r.info.status == "RUNNING"]
 
 
 def test_bad_input_is_one_line(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
