@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
 
-    from bench import overhead, peak, startup
+    from bench import input_pipeline, overhead, peak, startup
 
     results: dict[str, Any] = {"quick": args.quick}
     path = results_path("-quick" if args.quick else "")
@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         show(scale.lines(keep("scale", measured)))
 
     show(_peak_lines(keep("peak", peak.run(epochs=1 if args.quick else 2, quick=args.quick))))
+    show(input_pipeline.lines(keep("input_pipeline", input_pipeline.run(quick=args.quick))))
     keep("startup", startup.cli_timings(args.repeats))
     # 50 XOR trials take ~2 min here (TensorFlow traces every new model for ~1.5 s), more
     # than bench-quick's budget: it measures 15 and quotes the growth per trial too

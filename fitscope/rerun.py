@@ -31,6 +31,7 @@ from experiments.data import load_dataset
 from experiments.registry import parse_spec
 from experiments.spec import ExperimentSpec, TrainSpec
 from experiments.tasks import task_kind
+from search.inputs import ARRAYS
 from search.params import TrialParams
 from search.record import TrialRecord, record_from_fit
 from search.seeding import backend_versions
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from experiments.data import Dataset
 
 SETTINGS = ("seed", "max_epochs", "patience", "deterministic", "steps_per_execution")
+OPTIONAL_SETTINGS = ("input_pipeline", "study_seed", "split_seed")  # absent from older runs
 HYPERPARAMS = ("n_layers", "activation", "optimizer", "learning_rate", "batch_size", "dropout")
 DATA_TAG = "data_sha256"
 
@@ -89,7 +91,7 @@ def plan_rerun(client: MlflowClient, run_id: str) -> RerunPlan:
     parent = _get_run(client, parent_id, what="its study's parent run")
     spec = _spec_of(client, parent)
     original = _outcome_of_run(client, run, spec)
-    settings = {k: params[k] for k in (*SETTINGS, "study_seed", "split_seed") if k in params}
+    settings = {k: params[k] for k in (*SETTINGS, *OPTIONAL_SETTINGS) if k in params}
     epochs = int(settings["max_epochs"])
     if original.state == "PRUNED":
         # The pruner stopped it after k epochs; early stopping had not fired by then, so the
@@ -101,6 +103,8 @@ def plan_rerun(client: MlflowClient, run_id: str) -> RerunPlan:
             patience=int(settings["patience"]),
             deterministic=_as_bool(settings["deterministic"]),
             steps_per_execution=int(settings["steps_per_execution"]),
+            # runs recorded before the setting existed fed Keras the arrays
+            input_pipeline=settings.get("input_pipeline", ARRAYS),
         )
         seed = int(settings["seed"])
     except ValueError as exc:

@@ -105,6 +105,7 @@ def settings_attrs(
         "patience": train.patience,
         "deterministic": train.deterministic,
         "steps_per_execution": train.steps_per_execution,
+        "input_pipeline": train.input_pipeline,
         "study_seed": study_seed,
         "split_seed": spec.data.split_seed,  # train/val/test split: same for every trial
         **backend,

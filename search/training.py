@@ -15,6 +15,7 @@ import numpy as np
 
 from search.builder import build_model, compile_model
 from search.callbacks import EpochRecorder, StopOnNonFinite
+from search.inputs import fit_data
 from search.params import TrialParams
 from search.seeding import seed_everything
 
@@ -74,12 +75,9 @@ def fit_candidate(
     )
     started = time.perf_counter()
     model.fit(
-        data.x_train,
-        data.y_train,
-        validation_data=(data.x_val, data.y_val),
+        **fit_data(train.input_pipeline, (data.x_train, data.y_train), (data.x_val, data.y_val),
+                   params.batch_size, seed),
         epochs=train.max_epochs,
-        batch_size=params.batch_size,
-        shuffle=True,
         verbose=verbose,
         # order matters: the recorder must see the epoch before a pruning callback may raise
         callbacks=[

@@ -261,10 +261,11 @@ def test_a_pruned_trial_replays_the_epochs_it_trained(
 # ignored by fitscope/commands/search.py the run records deterministic True.
 
 
-def _copy_of(client: MlflowClient, original: Any, tamper: str = "",
+def _copy_of(client: MlflowClient, original: Any, tamper: str = "", drop: str = "",
              **extra_params: str) -> str:
     """A copy of a trial run (tags, params, every metric's history), with `tamper`'s epoch 1
-    moved by 0.01 as if someone edited the recorded curve, and `extra_params` added."""
+    moved by 0.01 as if someone edited the recorded curve, the param `drop` left out and
+    `extra_params` added."""
     from mlflow.entities import Metric, Param
 
     tags = {k: v for k, v in original.data.tags.items() if k != "mlflow.runName"}
@@ -274,7 +275,8 @@ def _copy_of(client: MlflowClient, original: Any, tamper: str = "",
         for m in client.get_metric_history(original.info.run_id, name):
             value = m.value + 0.01 if (name, m.step) == (tamper, 1) else m.value
             metrics.append(Metric(name, value, m.timestamp, m.step))
-    params = [Param(k, v) for k, v in {**original.data.params, **extra_params}.items()]
+    params = [Param(k, v) for k, v in {**original.data.params, **extra_params}.items()
+              if k != drop]
     client.log_batch(copy.info.run_id, metrics=metrics, params=params)
     client.set_terminated(copy.info.run_id)
     return copy.info.run_id
@@ -343,3 +345,22 @@ def test_rerun_of_a_deleted_run_says_so(
     out = capsys.readouterr().out
     assert f"note: run {deleted} is deleted in MLflow (restore it with `mlflow runs restore`)" \
         in out
+
+
+def test_a_run_recorded_before_the_input_pipeline_setting_reruns_identical(
+    iris_study: Study, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Runs older than the `input_pipeline` setting fed Keras the arrays (search/inputs.py);
+    their reruns must too, or the shuffled batches, hence the curves, differ from epoch 1."""
+    spec = write_spec(tmp_path, "iris", name="iris-arrays", train__max_epochs=2,
+                      train__patience=2, train__input_pipeline="arrays", search__pruner="none")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        assert main(["search", str(spec), "--trials", "1", "--tracking-uri", iris_study.uri]) == 0
+    (child,) = _runs(iris_study, "iris-arrays", "trial")
+    assert child.data.params["input_pipeline"] == "arrays"
+    assert iris_study.children[0].data.params["input_pipeline"] == "dataset"  # the default
+    older = _copy_of(MlflowClient(iris_study.uri), child, drop="input_pipeline")
+    capsys.readouterr()
+    assert _rerun(iris_study, older) == 0, capsys.readouterr().out
+    assert "verdict: identical" in capsys.readouterr().out
