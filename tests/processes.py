@@ -132,10 +132,13 @@ class MlflowServer:
             "--artifacts-destination", str(self.folder / "artifacts"),
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
         ]
+        # as fitscope's own server (tracking/server.py): no GenAI job runner and its huey
+        # consumers, eight processes importing MLflow that would compete with the test's study
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         with self.log.open("a") as log:
             # its own process group: `mlflow server` starts uvicorn as a child process
             self.proc = subprocess.Popen(command, cwd=self.folder, stdout=log, stderr=log,
-                                         start_new_session=True)
+                                         env=env, start_new_session=True)
         wait_until(self._healthy, f"mlflow server on port {self.port} (log: {self.log})",
                    every=0.25)
 
