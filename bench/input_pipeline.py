@@ -14,7 +14,9 @@ from typing import Any
 from bench.common import results_path, save
 
 # (experiment, units, batch size, epochs per timed fit): the small tables fit many short epochs
-CASES: tuple[tuple[str, tuple[int, ...], int, int], ...] = (("xor", (8,), 4, 60), ("iris", (32, 32), 16, 40), ("fashion", (256, 128), 128, 1))
+CASES: tuple[tuple[str, tuple[int, ...], int, int], ...] = (
+    ("xor", (8,), 4, 60), ("iris", (32, 32), 16, 40), ("fashion", (256, 128), 128, 1),
+)
 
 
 def ms_per_epoch(experiment: str, units: tuple[int, ...], batch_size: int, epochs: int,
