@@ -1,5 +1,7 @@
 """`fitscope search --workers N` on one machine: real worker processes, a real `mlflow server`,
-the study's SQLite storage with heartbeats; a worker killed mid-trial; Ctrl-C to the launcher."""
+the study's SQLite storage with heartbeats; a worker killed mid-trial; Ctrl-C to the launcher,
+and the same command resuming with two workers that add exactly the trials asked for (one
+launcher run fewer than a test of its own: ~100 s of the suite)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from tests.study_checks import (
 )
 
 STUDY = "par"
+LONG = 150  # epochs: iris trials long enough (~8 s) to be caught in the middle by a signal
 
 
 def test_budget_is_exact_and_a_retry_counts_once() -> None:
@@ -56,27 +59,9 @@ def test_workers_share_cores_and_gpus_round_robin() -> None:
 
 
 @pytest.mark.slow  # several processes and an MLflow server: minutes on 2 cores
-def test_two_workers_add_exactly_the_trials_asked_for(workdir: Path) -> None:
-    spec = write_spec(workdir, "iris", train__max_epochs=3, train__patience=2)
-    rc, out = finish(fitscope(["search", str(spec), "--workers", "2", "--trials", "6",
-                               "--study", STUDY], cwd=workdir))
-    assert rc == 0, out[-4000:]
-
-    study = load(f"sqlite:///{workdir / 'optuna.db'}", STUDY)
-    check_study(study, f"sqlite:///{workdir / 'mlflow.db'}", "iris", counted=6)
-    # both workers trained (issue 19: `<= 2` also passed when one worker ran every trial)
-    assert len({t.user_attrs["worker"] for t in study.trials}) == 2
-    params = [tuple(sorted(t.params.items())) for t in study.trials]
-    assert len(set(params)) == len(params), "two workers drew the same candidate"
-    assert not listening(server_port(out)), "the MLflow server outlived the study"
-    # the runs sit in the user's own store, where `make ui` and a plain search look
-    assert (workdir / "mlruns").is_dir()
-
-
-@pytest.mark.slow  # several processes and an MLflow server: minutes on 2 cores
 def test_a_killed_worker_s_trial_fails_is_retried_and_replaced(workdir: Path) -> None:
-    # long enough trials (60 epochs) that a worker can be caught in the middle of one
-    spec = write_spec(workdir, "iris", train__max_epochs=60, train__patience=60,
+    # long enough trials (150 epochs, ~8 s) that a worker can be caught in the middle of one
+    spec = write_spec(workdir, "iris", train__max_epochs=LONG, train__patience=LONG,
                       search__pruner="none")
     launcher = fitscope(["search", str(spec), "--workers", "2", "--trials", "4",
                          "--study", STUDY], cwd=workdir)
@@ -104,7 +89,7 @@ def test_a_killed_worker_s_trial_fails_is_retried_and_replaced(workdir: Path) ->
 
 @pytest.mark.slow  # several processes and an MLflow server: minutes on 2 cores
 def test_ctrl_c_stops_workers_and_server_and_the_same_command_resumes(workdir: Path) -> None:
-    spec = write_spec(workdir, "iris", train__max_epochs=60, train__patience=60,
+    spec = write_spec(workdir, "iris", train__max_epochs=LONG, train__patience=LONG,
                       search__pruner="none")
     command = ["search", str(spec), "--workers", "2", "--trials", "4", "--study", STUDY]
     launcher = fitscope(command, cwd=workdir)
@@ -123,7 +108,7 @@ def test_ctrl_c_stops_workers_and_server_and_the_same_command_resumes(workdir: P
     assert not [t for t in study.trials if t.state.name in ("RUNNING", "WAITING")]
     for number, trial in running.items():
         now = study.trials[number]
-        # 60 epochs of iris are far from done when the signal comes: each trial is interrupted
+        # 150 epochs of iris are far from done when the signal comes: each trial is interrupted
         assert now.state.name == "FAIL", now.state
         assert now.user_attrs["fail_reason"].startswith("interrupted"), now.user_attrs
         assert not alive(worker_pid(trial)), "a worker outlived Ctrl-C"
@@ -138,11 +123,20 @@ def test_ctrl_c_stops_workers_and_server_and_the_same_command_resumes(workdir: P
     before = len(study.trials)
     counted_before = sum(t.state.name == "COMPLETE" for t in study.trials)
 
+    # resumed by the same command: two workers add exactly the 4 trials asked for
     rc, out = finish(fitscope(command, cwd=workdir))
     assert rc == 0, out[-4000:]
     study = load(storage, STUDY)
     assert len(study.trials) == before + 4  # resumed: the same study, 4 more trials
     check_study(study, tracking, "iris", counted=counted_before + 4)  # one parent, reopened
+    added = study.trials[before:]
+    # both workers trained (issue 19: `<= 2` also passed when one worker ran every trial)
+    assert len({t.user_attrs["worker"] for t in added}) == 2
+    params = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(params)) == len(params), "two workers (or the resume) drew the same candidate"
+    assert not listening(server_port(out)), "the MLflow server outlived the study"
+    # the runs sit in the user's own store, where `make ui` and a plain search look
+    assert (workdir / "mlruns").is_dir()
 
 
 def _try_load(storage: str) -> object:
