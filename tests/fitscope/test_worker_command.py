@@ -63,8 +63,9 @@ def test_a_dead_machine_s_trial_is_failed_and_retried_by_another_worker(
     workdir: Path, postgres: Cluster, mlflow_server: str
 ) -> None:
     storage = postgres.create_database("optuna_stale")
-    spec = write_spec(workdir, "iris", name="irisstale", train__max_epochs=60,
-                      train__patience=60, search__pruner="none")
+    # 150 epochs (~8 s a trial): long enough to kill the worker in the middle of one
+    spec = write_spec(workdir, "iris", name="irisstale", train__max_epochs=150,
+                      train__patience=150, search__pruner="none")
     # heartbeat every second, dead after 4 s without one (defaults: 30 s and 120 s)
     command = ["worker", str(spec), "--study", "stale", "--storage", storage,
                "--tracking-uri", mlflow_server, "--heartbeat", "1", "--grace", "4"]
