@@ -121,49 +121,57 @@ def execute(
     jobs: Sequence[Job], workers: int, done: Callable[[Job, str | None, str | None], None]
 ) -> None:
     """Run `jobs` in this process (workers <= 1) or a pool of `workers` processes; `done(job,
-    run_id, error)` after each. Ctrl-C cancels what has not started and re-raises."""
+    run_id, error)` after each.
+
+    In a pool, Ctrl-C and SIGTERM reach this process only (the workers ignore SIGINT): it
+    terminates the workers, whose retrains in progress log nothing, and re-raises.
+    """
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
-            _call(job, done)
+            done(*_attempt(job))
         return
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    import signal
 
     # spawn: a forked child would inherit this process's TensorFlow and MLflow state
-    pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context(
-        "spawn"), initializer=_quiet_process, initargs=(jobs[0].verbose,))
+    context = multiprocessing.get_context("spawn")
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    pool = context.Pool(min(workers, len(jobs)), _quiet_process, (jobs[0].verbose,))
     try:
-        futures = {pool.submit(run_job, job): job for job in jobs}
-        for future in as_completed(futures):
-            job = futures[future]
-            try:
-                done(job, future.result(), None)
-            except Exception as exc:  # a worker's MLflow write failed: this seed is missing
-                done(job, None, first_line(exc))
+        for outcome in pool.imap_unordered(_attempt, jobs):
+            done(*outcome)
+        pool.close()
     except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.terminate()  # SIGTERM to every worker: nothing half-trained is logged
         raise
-    pool.shutdown(wait=True)
+    finally:
+        pool.join()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _attempt(job: Job) -> tuple[Job, str | None, str | None]:
+    """`run_job`, with a failure to log it as a line: (job, run id, None) or (job, None, why)."""
+    try:
+        return job, run_job(job), None
+    except Exception as exc:  # MLflow refused the run, the data changed: the next call retries
+        return job, None, first_line(exc)
 
 
 def _quiet_process(verbose: bool) -> None:
     """A pool process shares the terminal: the library chatter the main process quiets too."""
     import logging
     import os
+    import signal
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     quiet_libraries(verbose)
     if not verbose:
         logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notes
-
-
-def _call(job: Job, done: Callable[[Job, str | None, str | None], None]) -> None:
-    try:
-        run_id = run_job(job)
-    except Exception as exc:  # MLflow refused the run: reported, and the next call retries it
-        done(job, None, first_line(exc))
-        return
-    done(job, run_id, None)
 
 
 @dataclass

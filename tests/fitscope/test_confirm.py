@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
+import shutil
+import signal
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +28,7 @@ from analysis.confirm import CONFIRM_ATTR
 from fitscope.cli import main
 from fitscope.confirm import confirm_seed
 from tests.conftest import mlflow_runs, write_spec
+from tests.processes import Fitscope, wait_until
 
 
 @dataclass(frozen=True)
@@ -177,6 +182,34 @@ def test_a_run_left_running_is_closed_failed(
     assert "0 retrain(s) to run" in out  # index 0 has its finished run already
     assert client.get_run(left.info.run_id).info.status == "FAILED"
     assert not [r for r in _confirm_runs(confirmed.uri) if r.info.status == "RUNNING"]
+
+
+def test_ctrl_c_on_workers_leaves_no_running_run_and_no_process(
+    confirmed: Confirmed, tmp_path: Path
+) -> None:
+    # on a copy of the study, so the seeds it adds cannot meet the other tests' counts. Shown
+    # failing with the pool's `terminate` and the workers' SIGINT ignore removed (it hangs)
+    folder = tmp_path / "copy"
+    shutil.copytree(confirmed.folder, folder)
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    proc = Fitscope(["confirm", str(confirmed.spec), "--top", "2", "--seeds", "40", "--workers",
+                     "2", "--tracking-uri", uri], cwd=folder, new_session=True)
+    try:
+        wait_until(lambda: re.search(r"seed #\d+ \(\d+\): run ", proc.stdout),
+                   "a first retrain logged", proc)
+        os.killpg(proc.proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: the whole group
+        assert proc.wait(limit=60) == 130, proc.output()
+    finally:
+        proc.close()
+    assert "fitscope: interrupted" in proc.stderr
+
+    def session_empty() -> bool:  # multiprocessing's resource tracker takes a moment to go
+        found = subprocess.run(["pgrep", "-s", str(proc.proc.pid)], capture_output=True)
+        return not found.stdout.split()
+
+    wait_until(session_empty, "the worker processes to end with the confirm", limit=15)
+    statuses = {r.info.status for r in _confirm_runs(uri)}
+    assert statuses == {"FINISHED"}
 
 
 def test_bad_input_is_one_line(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
