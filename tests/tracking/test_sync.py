@@ -1,7 +1,7 @@
 """`fitscope sync`: MLflow is rebuilt from the Optuna storage after it lost runs.
 
-The last test stops a real MLflow server in the middle of a study, lets the study finish without
-it, starts the server again and syncs: every trial is then in MLflow exactly once.
+The test that stops a real MLflow server in the middle of a study, lets the study finish without
+it, starts the server again and syncs is in test_mlflow_outage.py, which shares one server.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from fitscope.cli import main
 from search.record import MLFLOW_PARENT_STATUS as PARENT_STATUS_ATTR
 from search.study import default_study_name
 from tests.conftest import mlflow_runs, write_spec
-from tests.processes import Fitscope, MlflowServer, wait_until
 
 
 def finished_xor_study(workdir: Path, tracking_uri: str, trials: int = 2) -> tuple[Path, str]:
@@ -103,79 +102,3 @@ def test_sync_without_a_storage_says_so(workdir: Path, capsys: pytest.CaptureFix
     err = capsys.readouterr().err.strip()
     assert err == "fitscope: error: no Optuna storage at optuna.db (--storage, FITSCOPE_STORAGE)"
     assert not (workdir / "optuna.db").exists()  # not created empty by looking
-
-
-@pytest.mark.slow  # a real MLflow server, started twice, and a study in its own process
-def test_mlflow_server_down_mid_study_then_sync_recovers_every_trial(tmp_path: Path) -> None:
-    server = MlflowServer(tmp_path)
-    server.start()
-    work = tmp_path / "work"
-    work.mkdir()
-    spec = write_spec(
-        work, "iris",
-        space={"n_layers": 1, "units": 8, "activation": "relu", "optimizer": "adam",
-               "learning_rate": 0.01, "batch_size": 16, "dropout": 0.0},
-        train__max_epochs=12, train__patience=12, search__pruner="none",
-    )
-    storage = f"sqlite:///{work / 'optuna.db'}"
-    name = default_study_name(load_spec(str(spec)))
-    client = MlflowClient(tracking_uri=server.uri)
-    study_run = Fitscope(["search", str(spec), "--trials", "3", "--storage", storage,
-                          "--tracking-uri", server.uri],
-                         cwd=work, env={"FITSCOPE_RUNS_DIR": str(work / "runs")})
-    try:
-        wait_until(lambda: _finished_children(client) >= 1, "the first trial's run", study_run,
-                   every=0.1)
-        server.stop()
-        assert study_run.wait() == 0, study_run.output()  # the trials went on without MLflow
-    finally:
-        study_run.close()
-        server.stop()
-    assert "MLflow could not record trial" in study_run.stderr
-    assert f"fitscope sync iris --study {name}" in study_run.stderr
-
-    study = optuna.load_study(study_name=name, storage=storage)
-    trials = study.trials
-    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
-    # MLflow never came back: the outcome the parent should have waits in the study (issue 19)
-    assert study.user_attrs[PARENT_STATUS_ATTR] == "FINISHED"
-    for trial in trials:  # each trial's whole record is in the Optuna storage
-        attrs = trial.user_attrs
-        assert len(attrs["history"]["val_loss"]) == len(attrs["history"]["loss"]) >= 1
-        assert "test_accuracy" in attrs["test"]
-        assert attrs["params"]["batch_size"] == 16
-
-    server.start()
-    parent, children = mlflow_runs(server.uri, "iris")
-    assert len(children) < 3  # MLflow really did miss some trials...
-    assert parent.info.status == "RUNNING"  # ...and could not close the parent
-
-    assert main(["sync", str(spec), "--storage", storage, "--tracking-uri", server.uri]) == 0
-    try:
-        parent, children = mlflow_runs(server.uri, "iris")
-        assert parent.info.status == "FINISHED"
-        assert [int(c.data.tags["trial_number"]) for c in children] == [0, 1, 2]
-        for child, trial in zip(children, trials, strict=True):
-            assert child.info.status == "FINISHED"
-            curve = client.get_metric_history(child.info.run_id, "val_loss")
-            expected = trial.user_attrs["history"]["val_loss"]
-            assert [m.value for m in curve] == pytest.approx(expected)
-            assert child.data.metrics["test_accuracy"] == pytest.approx(
-                trial.user_attrs["test"]["test_accuracy"])
-            assert "fit" in child.data.tags
-        assert [r for r in all_runs(server.uri, "iris") if r.info.status == "RUNNING"] == []
-        assert parent.data.tags["best_run_id"] in {c.info.run_id for c in children}
-    finally:
-        server.stop()
-
-
-def _finished_children(client: MlflowClient) -> int:
-    try:
-        experiment = client.get_experiment_by_name("iris")
-        if experiment is None:
-            return 0
-        runs = client.search_runs([experiment.experiment_id],
-                                  filter_string="tags.`fitscope.role` = 'trial'")
-    except Exception:  # the server is busy starting; ask again
-        return 0
-    return sum(r.info.status == "FINISHED" for r in runs)
