@@ -18,9 +18,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -110,11 +111,49 @@ def run_job(job: Job) -> str:
     kind = task_kind(plan.spec.task)
     diagnosis = diagnose_record(record, baseline_loss(plan.spec.task, data.y_train,
                                                       data.n_classes), dict(plan.spec.diagnosis))
-    return log_confirm_run(
-        client, plan.experiment_id, plan.parent_run_id, plan.study_name, record, diagnosis,
-        kind.curve_metric, data.class_names, job.trial_run_id, job.index,
-        run_tags(job.command, data.sha256()),
-    )
+    with _TERMINATION.deferred():  # a run is created and closed, never left half-logged
+        return log_confirm_run(
+            client, plan.experiment_id, plan.parent_run_id, plan.study_name, record, diagnosis,
+            kind.curve_metric, data.class_names, job.trial_run_id, job.index,
+            run_tags(job.command, data.sha256()),
+        )
+
+
+class _Termination:
+    """A pool worker's SIGTERM (the pool's `terminate` on Ctrl-C): it ends the process at once
+    while it trains, but only after the run it is logging is closed.
+
+    SIGTERM's default action killed workers between creating a run and closing it, leaving it
+    RUNNING; with epochs that take milliseconds a worker spends much of its time logging.
+    """
+
+    def __init__(self) -> None:
+        self.logging = False
+        self.pending = False
+
+    def install(self) -> None:
+        import signal
+
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if self.logging:
+            self.pending = True
+            return
+        raise SystemExit(128 + signum)
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        self.logging = True
+        try:
+            yield
+        finally:
+            self.logging = False
+            if self.pending:
+                raise SystemExit(143)
+
+
+_TERMINATION = _Termination()  # per process: the pool's workers install its handler
 
 
 def execute(
@@ -168,6 +207,7 @@ def _quiet_process(verbose: bool) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    _TERMINATION.install()
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     quiet_libraries(verbose)
     if not verbose:
