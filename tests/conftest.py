@@ -33,6 +33,34 @@ USER_CACHE = cache_dir()  # read before the session points FITSCOPE_CACHE_DIR el
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# The files whose tests start servers, workers and other processes, longest first (seconds in
+# one `make test` on 2 cores, 2026-11-30). `make test` hands whole files to its two test
+# processes in collection order: run last, a 3-minute file kept one process busy while the other
+# had finished, so they go first and the many short files fill in behind them.
+LONGEST_FIRST = (
+    "search/test_workers.py",  # 280
+    "fitscope/test_worker_command.py",  # 160
+    "tracking/test_mlflow_outage.py",  # 137
+    "fitscope/test_confirm.py",  # 130
+    "fitscope/test_stopped_processes.py",  # 110
+    "fitscope/test_search_command.py",
+    "tracking/test_rerun.py",
+    "fitscope/test_security.py",
+    "fitscope/test_faults.py",
+    "fitscope/test_pareto.py",
+    "search/test_kerastuner_engine.py",
+    "fitscope/test_worker_sigterm.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        tests = REPO / "tests"
+        path = item.path.relative_to(tests).as_posix() if item.path.is_relative_to(tests) else ""
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each file keeps its own order, the rest theirs
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
