@@ -100,14 +100,19 @@ def fashion_dir() -> Path:
     return folders.pop()
 
 
+def use_as_workdir(patch: pytest.MonkeyPatch, folder: Path) -> None:
+    """`folder` as a user's working directory: the cwd, no store inherited from the environment,
+    reports/ and runs/ inside it (module fixtures pass a `pytest.MonkeyPatch.context()`)."""
+    patch.chdir(folder)
+    for name in ("MLFLOW_TRACKING_URI", "FITSCOPE_STORAGE", "FITSCOPE_REPORTS_DIR"):
+        patch.delenv(name, raising=False)
+    patch.setenv("FITSCOPE_RUNS_DIR", str(folder / "runs"))
+
+
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A temporary working directory with its own MLflow store and Optuna storage."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("FITSCOPE_STORAGE", raising=False)
-    monkeypatch.delenv("FITSCOPE_REPORTS_DIR", raising=False)  # reports/ inside tmp_path
-    monkeypatch.setenv("FITSCOPE_RUNS_DIR", str(tmp_path / "runs"))
+    use_as_workdir(monkeypatch, tmp_path)
     return tmp_path
 
 

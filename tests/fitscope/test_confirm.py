@@ -27,7 +27,7 @@ from mlflow.tracking import MlflowClient
 from analysis.confirm import CONFIRM_ATTR
 from fitscope.cli import main
 from fitscope.confirm import confirm_seed
-from tests.conftest import mlflow_runs, write_spec
+from tests.conftest import mlflow_runs, use_as_workdir, write_spec
 from tests.processes import Fitscope, wait_until
 
 
@@ -58,11 +58,7 @@ def confirmed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Confirmed]:
     folder = tmp_path_factory.mktemp("iris-confirm")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        patch.delenv("FITSCOPE_STORAGE", raising=False)
-        patch.delenv("FITSCOPE_REPORTS_DIR", raising=False)
-        patch.setenv("FITSCOPE_RUNS_DIR", str(folder / "runs"))
+        use_as_workdir(patch, folder)
         spec = write_spec(folder, "iris", train__max_epochs=4, train__patience=3,
                           search__pruner="none")
         assert main(["search", str(spec), "--trials", "2", "--tracking-uri", uri]) == 0

@@ -30,7 +30,7 @@ import pandas as pd
 import pytest
 
 from fitscope.cli import main
-from tests.conftest import mlflow_runs, write_spec
+from tests.conftest import mlflow_runs, use_as_workdir, write_spec
 
 STUDY = "pareto"
 SMALL_GOOD = {"units_0": 8, "optimizer": "adam", "learning_rate": 0.05}  # A
@@ -66,11 +66,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Study]:
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     storage = f"sqlite:///{folder / 'optuna.db'}"
     with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        patch.delenv("FITSCOPE_STORAGE", raising=False)
-        patch.delenv("FITSCOPE_REPORTS_DIR", raising=False)
-        patch.setenv("FITSCOPE_RUNS_DIR", str(folder / "runs"))
+        use_as_workdir(patch, folder)
         spec = pareto_spec(folder)
         created = optuna.create_study(study_name=STUDY, storage=storage,
                                       directions=["minimize", "minimize"])

@@ -37,7 +37,7 @@ from experiments.tasks import task_kind
 from experiments.thresholds import FitThresholds
 from fitscope.cli import main
 from search.record import BASELINE_LOSS, record_from_trial
-from tests.conftest import mlflow_runs, write_spec
+from tests.conftest import mlflow_runs, use_as_workdir, write_spec
 
 STUDY = "outputs"
 LIFTED = {"underfit_ratio": 5.0, "tail_slope": 1.0}  # nothing here is judged underfit
@@ -60,11 +60,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Study]:
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     storage = f"sqlite:///{folder / 'optuna.db'}"
     with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        patch.delenv("FITSCOPE_STORAGE", raising=False)
-        patch.delenv("FITSCOPE_REPORTS_DIR", raising=False)
-        patch.setenv("FITSCOPE_RUNS_DIR", str(folder / "runs"))
+        use_as_workdir(patch, folder)
         spec = write_spec(
             folder, "iris", space={
                 "n_layers": 1, "units": 16, "activation": "relu", "optimizer": ["sgd", "adam"],

@@ -67,13 +67,23 @@ def running(server: MlflowServer) -> MlflowServer:
     return server
 
 
-def _iris_spec(folder: Path, name: str, epochs: int) -> Path:
-    return write_spec(
-        folder, "iris", name=name,
+def _study_process(tmp_path: Path, server: MlflowServer, experiment: str, epochs: int,
+                   trials: int) -> tuple[Path, str, str, Fitscope]:
+    """`fitscope search` of a fixed iris config logging to the server, in its own process:
+    (spec, Optuna storage, study name, the process)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    spec = write_spec(
+        work, "iris", name=experiment,
         space={"n_layers": 1, "units": 8, "activation": "relu", "optimizer": "adam",
                "learning_rate": 0.01, "batch_size": 16, "dropout": 0.0},
         train__max_epochs=epochs, train__patience=epochs, search__pruner="none",
     )
+    storage = f"sqlite:///{work / 'optuna.db'}"
+    process = Fitscope(["search", str(spec), "--trials", str(trials), "--storage", storage,
+                        "--tracking-uri", server.uri],
+                       cwd=work, env={"FITSCOPE_RUNS_DIR": str(work / "runs")})
+    return spec, storage, default_study_name(load_spec(str(spec))), process
 
 
 def _finished_children(client: MlflowClient, name: str) -> int:
@@ -98,15 +108,9 @@ def test_mlflow_down_mid_study_costs_seconds_and_the_study_end_writes_what_it_mi
     tmp_path: Path, running: MlflowServer,
 ) -> None:
     server = running
-    work = tmp_path / "work"
-    work.mkdir()
-    spec = _iris_spec(work, "iris-outage", epochs=4)
-    storage = f"sqlite:///{work / 'optuna.db'}"
-    name = default_study_name(load_spec(str(spec)))
+    spec, storage, name, study_run = _study_process(tmp_path, server, "iris-outage", epochs=4,
+                                                    trials=TRIALS)
     client = MlflowClient(tracking_uri=server.uri)
-    env = {"FITSCOPE_RUNS_DIR": str(work / "runs")}
-    study_run = Fitscope(["search", str(spec), "--trials", str(TRIALS), "--storage", storage,
-                          "--tracking-uri", server.uri], cwd=work, env=env)
     paused_s = 0.0
     try:
         wait_until(lambda: _finished_children(client, "iris-outage") >= 1,
@@ -167,15 +171,9 @@ def test_mlflow_server_down_mid_study_then_sync_recovers_every_trial(
     tmp_path: Path, running: MlflowServer,
 ) -> None:
     server = running
-    work = tmp_path / "work"
-    work.mkdir()
-    spec = _iris_spec(work, "iris-sync", epochs=12)
-    storage = f"sqlite:///{work / 'optuna.db'}"
-    name = default_study_name(load_spec(str(spec)))
+    spec, storage, name, study_run = _study_process(tmp_path, server, "iris-sync", epochs=12,
+                                                    trials=3)
     client = MlflowClient(tracking_uri=server.uri)
-    study_run = Fitscope(["search", str(spec), "--trials", "3", "--storage", storage,
-                          "--tracking-uri", server.uri],
-                         cwd=work, env={"FITSCOPE_RUNS_DIR": str(work / "runs")})
     try:
         wait_until(lambda: _finished_children(client, "iris-sync") >= 1,
                    "the first trial's run", study_run, every=0.1)

@@ -17,7 +17,7 @@ from experiments.data import clear_cache, load_dataset
 from experiments.registry import load_spec
 from fitscope.cli import main
 from fitscope.rerun import as_written, spec_from_params
-from tests.conftest import TABULAR, mlflow_runs, write_spec
+from tests.conftest import TABULAR, mlflow_runs, use_as_workdir, write_spec
 from tests.processes import Fitscope
 from tracking.study_runs import SPEC_ARTIFACT
 
@@ -42,10 +42,7 @@ def iris_study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Study]:
     folder = tmp_path_factory.mktemp("iris-study")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        patch.delenv("FITSCOPE_STORAGE", raising=False)
-        patch.setenv("FITSCOPE_RUNS_DIR", str(folder / "runs"))
+        use_as_workdir(patch, folder)
         spec = write_spec(folder, "iris", train__max_epochs=4, train__patience=3,
                           search__pruner="none")
         assert main(["search", str(spec), "--trials", "3", "--tracking-uri", uri]) == 0
