@@ -34,8 +34,6 @@ from experiments.thresholds import FitThresholds
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu", "elu", "selu", "gelu", "swish", "linear")
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam", "adagrad")
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
-# what a multi-objective study can trade val_loss against; every one is a number a fit measures
-OBJECTIVES = ("val_loss", "n_params", "epochs_to_best", "train_seconds")
 
 SpaceParam = Annotated[Param, BeforeValidator(as_param)]
 
@@ -156,6 +154,7 @@ def _as_objective(value: Any) -> Any:
 class ObjectiveSpec(_Strict):
     """One objective of a multi-objective study."""
 
+    # what a multi-objective study can trade val_loss against: each a number a fit measures
     name: Literal["val_loss", "n_params", "epochs_to_best", "train_seconds"]
     direction: Literal["minimize", "maximize"] = "minimize"
 

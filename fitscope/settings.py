@@ -25,6 +25,18 @@ def storage_url(flag: str | None, tracking: str) -> str:
     return f"sqlite:///{folder / 'optuna.db'}"
 
 
+def missing_sqlite_file(url: str) -> Path | None:
+    """The file of an `sqlite:///` URL when it does not exist, else None (other URLs: None).
+
+    Commands that read a store check this first: opening the URL would create an empty database
+    and then report the study missing from it.
+    """
+    if not url.startswith("sqlite:///"):
+        return None
+    path = Path(url.removeprefix("sqlite:///"))
+    return None if path.is_file() else path
+
+
 def runs_dir(experiment: str, study: str) -> Path:
     """Local files of a study (best-model files, KerasTuner state): never the repo root."""
     root = Path(os.environ.get("FITSCOPE_RUNS_DIR", "runs"))

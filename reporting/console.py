@@ -112,7 +112,6 @@ class ConsoleReporter:
         lines.extend(self.hints())
         return "\n".join(lines)
 
-
     def pareto_lines(self, study: optuna.Study, shown: int = 10) -> list[str]:
         """The Pareto front, lowest val_loss first: each trial with every objective's value."""
         names = study_objectives(study)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analysis.confirm import table_text
@@ -62,7 +61,7 @@ def confirm(args: argparse.Namespace) -> int:
     tracking = defaults.tracking_uri(args.tracking_uri)
     url = defaults.storage_url(args.storage, tracking)
     for what, where in (("Optuna storage", url), ("MLflow store", tracking)):
-        if where.startswith("sqlite:///") and not Path(where.removeprefix("sqlite:///")).is_file():
+        if defaults.missing_sqlite_file(where):
             raise TrackingError(f"no {what} at {mask_url(where)}: run `fitscope search "
                                 f"{args.experiment}` first, or pass --storage/--tracking-uri")
     quiet_libraries(args.verbose)

@@ -40,10 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def dashboard(args: argparse.Namespace) -> int:
     """Serve optuna-dashboard until Ctrl-C."""
-    from pathlib import Path
-
     url = defaults.storage_url(args.storage, defaults.tracking_uri(args.tracking_uri))
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+    if defaults.missing_sqlite_file(url):
         raise TrackingError(f"no Optuna storage at {mask_url(url)}: run `fitscope search` first, "
                             "or pass --storage")
     try:

@@ -47,7 +47,7 @@ def report(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     tracking = defaults.tracking_uri(args.tracking_uri)
     url = defaults.storage_url(args.storage, tracking)
-    if url.startswith("sqlite:///") and not _exists(url.removeprefix("sqlite:///")):
+    if defaults.missing_sqlite_file(url):
         raise TrackingError(f"no Optuna storage at {mask_url(url)}: run `fitscope search "
                             f"{args.experiment}` first, or pass --storage")
     storage = open_storage(url)
@@ -102,8 +102,3 @@ def _default_study(spec: ExperimentSpec, storage: BaseStorage) -> str:
     print(f"study {wanted} not found; using {latest.study_name}, the latest of {spec.name}")
     return latest.study_name
 
-
-def _exists(path: str) -> bool:
-    from pathlib import Path
-
-    return Path(path).is_file()

@@ -9,12 +9,12 @@ closes a parent left RUNNING with the status the study ended with. Running it tw
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from common.errors import TrackingError
 from common.masking import mask_url
 from fitscope import session
+from fitscope import settings as defaults
 from fitscope.commands.args import add_store_options, integer
 from fitscope.invocation import quiet_libraries
 from search.record import check_experiment
@@ -90,10 +90,9 @@ def _load_study(
 ) -> optuna.Study:
     import optuna
 
-    if storage_url.startswith("sqlite:///"):
-        path = Path(storage_url.removeprefix("sqlite:///"))
-        if not path.is_file():  # opening it would create an empty storage and then not find it
-            raise TrackingError(f"no Optuna storage at {path} (--storage, FITSCOPE_STORAGE)")
+    path = defaults.missing_sqlite_file(storage_url)
+    if path is not None:
+        raise TrackingError(f"no Optuna storage at {path} (--storage, FITSCOPE_STORAGE)")
     storage = open_storage(storage_url, heartbeat, on_stale=on_stale)
     try:
         return optuna.load_study(study_name=name, storage=storage)
