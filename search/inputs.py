@@ -26,6 +26,18 @@ ARRAYS = "arrays"
 INPUT_PIPELINES = (DATASET, ARRAYS)
 
 
+def effective_pipeline(pipeline: str, backend: str) -> str:
+    """The pipeline a fit really uses: `dataset` is built with tf.data, so on JAX and PyTorch the
+    fit falls back to the arrays (which those backends iterate without TensorFlow's per-epoch
+    cost). Trials record this one, so a rerun on any backend feeds the data the same way.
+
+    Example:
+        >>> effective_pipeline("dataset", "tensorflow"), effective_pipeline("dataset", "jax")
+        ('dataset', 'arrays')
+    """
+    return pipeline if backend == "tensorflow" else ARRAYS
+
+
 def fit_data(
     pipeline: str,
     train: tuple[np.ndarray, np.ndarray],
@@ -41,7 +53,7 @@ def fit_data(
     """
     import keras
 
-    if pipeline == ARRAYS or keras.backend.backend() != "tensorflow":
+    if effective_pipeline(pipeline, keras.backend.backend()) == ARRAYS:
         return {"x": train[0], "y": train[1], "validation_data": val,
                 "batch_size": batch_size, "shuffle": True}
     return {

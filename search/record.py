@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from common.errors import TrackingError
+from search.inputs import effective_pipeline
 from search.objectives import best_value
 
 if TYPE_CHECKING:
@@ -105,7 +106,9 @@ def settings_attrs(
         "patience": train.patience,
         "deterministic": train.deterministic,
         "steps_per_execution": train.steps_per_execution,
-        "input_pipeline": train.input_pipeline,
+        # the one the fit used: `dataset` falls back to the arrays off TensorFlow
+        "input_pipeline": effective_pipeline(train.input_pipeline,
+                                             backend.get("keras_backend", "tensorflow")),
         "study_seed": study_seed,
         "split_seed": spec.data.split_seed,  # train/val/test split: same for every trial
         **backend,
