@@ -28,7 +28,17 @@ from pydantic import (
 
 from common.errors import SpecError
 from common.text import shown
-from experiments.params import Choice, Fixed, Param, Range, as_param
+from experiments.params import (
+    DEFAULT,
+    Choice,
+    Fixed,
+    Param,
+    PerChoice,
+    Range,
+    as_param,
+    as_per_choice,
+    is_per_choice,
+)
 from experiments.thresholds import FitThresholds
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu", "elu", "selu", "gelu", "swish", "linear")
@@ -36,6 +46,17 @@ OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam", "adagrad")
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 
 SpaceParam = Annotated[Param, BeforeValidator(as_param)]
+
+
+def _as_learning_rate(raw: Any) -> Any:
+    """`{low, high, log}` (one range for every optimizer) or `{sgd: {..}, default: {..}}`."""
+    if is_per_choice(raw):
+        return as_per_choice(raw, "space.learning_rate", per="optimizer")
+    return as_param(raw)
+
+
+# one range, or one per optimizer: SGD and Adam want learning rates 1-2 decades apart
+LearningRate = Annotated[Param | PerChoice, BeforeValidator(_as_learning_rate)]
 
 
 class _Strict(BaseModel):
@@ -94,7 +115,7 @@ class SpaceSpec(_Strict):
     units: SpaceParam = Range(low=8, high=128, log=True)  # sampled per layer
     activation: SpaceParam = Choice(choices=("relu", "tanh", "elu"))
     optimizer: SpaceParam = Choice(choices=OPTIMIZERS)
-    learning_rate: SpaceParam = Range(low=1e-4, high=1e-1, log=True)  # always a log scale
+    learning_rate: LearningRate = Range(low=1e-4, high=1e-1, log=True)  # always a log scale
     momentum: SpaceParam = Range(low=0.5, high=0.99)  # sampled only for optimizer momentum
     batch_size: SpaceParam = Choice(choices=(16, 32, 64))
     dropout: SpaceParam = Range(low=0.0, high=0.3)
@@ -117,11 +138,11 @@ class SpaceSpec(_Strict):
             lambda v: v >= 1 and float(v).is_integer(),
             "an integer >= 1",
         )
-        _check_numbers("learning_rate", self.learning_rate, lambda v: v > 0, "a number > 0")
         _check_numbers("momentum", self.momentum, lambda v: 0 <= v < 1, "a number in [0, 1)")
         _check_numbers("dropout", self.dropout, lambda v: 0 <= v < 1, "a number in [0, 1)")
         _check_names("activation", self.activation, ACTIVATIONS)
         _check_names("optimizer", self.optimizer, OPTIMIZERS)
+        _check_learning_rate(self.learning_rate, self.optimizer)
         return self
 
 
@@ -277,6 +298,26 @@ def _check_numbers(field: str, param: Param, ok: Any, expected: str) -> None:
             raise ValueError(f"space.{field}: expected {expected}, got {shown(value)}")
 
 
+def _check_learning_rate(rate: Param | PerChoice, optimizer: Param) -> None:
+    """Every rate > 0; a per-optimizer mapping names searched optimizers and covers them all."""
+    if not isinstance(rate, PerChoice):
+        _check_numbers("learning_rate", rate, lambda v: v > 0, "a number > 0")
+        return
+    searched = [str(v) for v in optimizer.values()]
+    for key, param in rate.root.items():
+        if key != DEFAULT and key not in OPTIMIZERS:
+            raise ValueError(f"space.learning_rate: unknown optimizer {shown(key)}; expected "
+                             f"one of {', '.join(OPTIMIZERS)} or {DEFAULT}")
+        if key != DEFAULT and key not in searched:
+            raise ValueError(f"space.learning_rate.{key}: {key} is not searched "
+                             f"(space.optimizer: {', '.join(searched)})")
+        _check_numbers(f"learning_rate.{key}", param, lambda v: v > 0, "a number > 0")
+    uncovered = [name for name in searched if name not in rate.root]
+    if uncovered and DEFAULT not in rate.root:
+        raise ValueError(f"space.learning_rate: no range for optimizer(s) "
+                         f"{', '.join(uncovered)}; name each one or add {DEFAULT}")
+
+
 def _check_names(field: str, param: Param, allowed: tuple[str, ...]) -> None:
     if isinstance(param, Range):
         raise ValueError(f"space.{field}: expected a name or a list of names, not a range")
@@ -301,6 +342,7 @@ __all__ = [
     "ExperimentSpec",
     "Fixed",
     "ObjectiveSpec",
+    "PerChoice",
     "Range",
     "SearchSpec",
     "SpaceSpec",

@@ -2,8 +2,9 @@
 
 The space is declared with the same names, ranges, choices, steps and log scales as
 `search.space.sample_params` asks Optuna for, and with the same conditions: `units_i` is active
-only when `n_layers > i`, `momentum` only for the "momentum" optimizer (KerasTuner conditions,
-so its oracles neither sample nor hash inactive values).
+only when `n_layers > i`, `momentum` only for the "momentum" optimizer, a per-optimizer
+learning rate `learning_rate_<optimizer>` only for its optimizer (KerasTuner conditions, so its
+oracles neither sample nor hash inactive values).
 
 A KerasTuner trial's values become a `TrialParams` by replaying them through `sample_params`
 with an `optuna.trial.FixedTrial`: one function decides what a value means for both engines, the
@@ -31,7 +32,7 @@ import optuna
 from experiments.params import Choice, Fixed, Param, Range
 from search.builder import build_model, compile_model
 from search.params import TrialParams
-from search.space import sample_params
+from search.space import learning_rate_param, sample_params
 
 if TYPE_CHECKING:
     import keras
@@ -64,7 +65,13 @@ def declare_space(hp: keras_tuner.HyperParameters, space: SpaceSpec) -> None:
     if "momentum" in optimizers:
         only: Condition | None = None if optimizers == {"momentum"} else ("optimizer", ["momentum"])
         _declare(hp, "momentum", space.momentum, "float", only)
-    _declare(hp, "learning_rate", space.learning_rate, "float")
+    for optimizer in dict.fromkeys(str(v) for v in space.optimizer.values()):  # spec order
+        name, rate = learning_rate_param(space, optimizer)
+        if name == "learning_rate":  # one range for every optimizer: one parameter
+            _declare(hp, name, rate, "float")
+            break
+        own: Condition | None = None if len(optimizers) == 1 else ("optimizer", [optimizer])
+        _declare(hp, name, rate, "float", own)
     _declare(hp, "batch_size", space.batch_size, "int")
     _declare(hp, "dropout", space.dropout, "float")
 

@@ -1,7 +1,11 @@
 """The search space: a function of a trial that returns a TrialParams.
 
 Conditional parameters come naturally: `units_2` exists only when `n_layers >= 3`, and
-`momentum` only when the optimizer is SGD with momentum.
+`momentum` only when the optimizer is SGD with momentum. A learning rate given per optimizer
+(`space.learning_rate: {sgd: {..}, default: {..}}`) is one Optuna parameter per optimizer,
+`learning_rate_sgd`, `learning_rate_adam`, ...: TPE then models each optimizer's good rates
+apart instead of mixing SGD's 1e-1 with Adam's 1e-3 in one density. The TrialParams (hence
+MLflow, reruns, reports) still holds one comparable `learning_rate`.
 
 Example:
     >>> import optuna
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from experiments.params import Choice, Fixed, Param, Range
+from experiments.params import Choice, Fixed, Param, PerChoice, Range
 from search.params import TrialParams
 
 if TYPE_CHECKING:
@@ -40,11 +44,25 @@ def sample_params(trial: optuna.trial.BaseTrial, space: SpaceSpec) -> TrialParam
         units=units,
         activation=str(_suggest(trial, "activation", space.activation)),
         optimizer=optimizer,
-        learning_rate=float(_suggest(trial, "learning_rate", space.learning_rate)),
+        learning_rate=float(_suggest(trial, *learning_rate_param(space, optimizer))),
         batch_size=int(_suggest(trial, "batch_size", space.batch_size, integer=True)),
         dropout=float(_suggest(trial, "dropout", space.dropout)),
         momentum=momentum,
     )
+
+
+def learning_rate_param(space: SpaceSpec, optimizer: str) -> tuple[str, Param]:
+    """The Optuna name and the range of the learning rate for `optimizer`.
+
+    Example:
+        >>> from experiments.spec import SpaceSpec
+        >>> learning_rate_param(SpaceSpec(), "sgd")[0]
+        'learning_rate'
+    """
+    rate = space.learning_rate
+    if isinstance(rate, PerChoice):
+        return f"learning_rate_{optimizer}", rate.param_for(optimizer)
+    return "learning_rate", rate
 
 
 def _suggest(trial: optuna.trial.BaseTrial, name: str, param: Param, integer: bool = False) -> Any:

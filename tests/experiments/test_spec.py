@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 
 from common.errors import SpecError
-from experiments.params import Choice, Fixed, Range
+from experiments.params import Choice, Fixed, PerChoice, Range
 from experiments.registry import list_experiments, load_spec, parse_spec
 
+LR = {"low": 1e-3, "high": 1e-2, "log": True}
 MINIMAL = {"name": "toy", "task": "binary", "data": {"source": "generated", "dataset": "xor"}}
 
 
@@ -38,6 +39,22 @@ def test_yaml_shorthand_becomes_fixed_choice_and_range() -> None:
     assert spec.space.n_layers == Fixed(value=2)
     assert spec.space.activation == Choice(choices=("relu", "tanh"))
     assert spec.space.learning_rate == Range(low=1e-3, high=1e-1, log=True)
+
+
+def test_a_learning_rate_per_optimizer_parses_and_dumps_as_written() -> None:
+    rates = {"sgd": {"low": 1e-2, "high": 3e-1, "log": True}, "momentum": 0.05,
+             "default": {"low": 1e-4, "high": 3e-3, "log": True}}
+    spec = parse_spec(spec_with(space__learning_rate=rates))
+    rate = spec.space.learning_rate
+    assert isinstance(rate, PerChoice)
+    assert rate.param_for("sgd") == Range(low=1e-2, high=3e-1, log=True)
+    assert rate.param_for("momentum") == Fixed(value=0.05)
+    assert rate.param_for("adam") == rate.param_for("adagrad") == Range(low=1e-4, high=3e-3,
+                                                                       log=True)
+    dumped = spec.model_dump(mode="json")["space"]["learning_rate"]
+    assert set(dumped) == {"sgd", "momentum", "default"}  # the YAML shape, not a wrapper
+    assert parse_spec(spec.model_dump(mode="json")) == spec
+    assert spec.fingerprint() != parse_spec(spec_with()).fingerprint()
 
 
 def test_omitted_sections_take_the_defaults() -> None:
@@ -72,6 +89,23 @@ def test_omitted_sections_take_the_defaults() -> None:
          "search.objectives.1.direction"),
         ({"search__objectives": ["val_loss", "n_params"], "search__pruner": "median"},
          "search.pruner: median cannot prune a multi-objective study"),
+        # a learning rate per optimizer: each slip names the optimizer's entry
+        ({"space__learning_rate": {"sgd": LR, "lion": LR, "default": LR}},
+         "space.learning_rate: unknown optimizer 'lion'; expected one of sgd, momentum, "
+         "rmsprop, adam, adagrad or default"),
+        ({"space__learning_rate": {}}, "space.learning_rate: empty; give {low, high, log} or a "
+         "range per optimizer"),
+        ({"space__learning_rate": {"sgd": {}, "default": LR}},
+         "space.learning_rate.sgd: a range needs the keys low and high"),
+        ({"space__learning_rate": {"sgd": {"low": 0.3, "high": 0.01}, "default": LR}},
+         "space.learning_rate.sgd: low (0.3) must not exceed high (0.01)"),
+        ({"space__learning_rate": {"adam": {"low": 0, "high": 0.01}, "default": LR}},
+         "space.learning_rate.adam: expected a number > 0, got 0"),
+        ({"space__learning_rate": {"sgd": LR, "adam": LR}},
+         "space.learning_rate: no range for optimizer(s) momentum, rmsprop, adagrad; name "
+         "each one or add default"),
+        ({"space__optimizer": ["adam"], "space__learning_rate": {"sgd": LR, "adam": LR}},
+         "space.learning_rate.sgd: sgd is not searched (space.optimizer: adam)"),
     ],
 )
 def test_bad_specs_fail_with_the_field_named(changes: dict, message: str) -> None:
@@ -139,3 +173,21 @@ def test_every_resolved_spec_loads_back_from_its_dump() -> None:
     for name in dict(list_experiments()):
         spec = load_spec(name)
         assert parse_spec(spec.model_dump(mode="json")) == spec
+
+
+def test_a_bad_per_optimizer_rate_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    from fitscope.cli import main
+
+    path = tmp_path / "toy.yaml"
+    path.write_text(yaml.safe_dump(spec_with(
+        space__optimizer=["sgd", "adam"],
+        space__learning_rate={"sgd": {"low": 0.3, "high": 0.01, "log": True}, "adam": LR})))
+    assert main(["show", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err]
+    assert "space.learning_rate.sgd: low (0.3) must not exceed high (0.01)" in err
+    assert "Traceback" not in err

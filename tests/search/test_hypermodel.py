@@ -143,3 +143,37 @@ def test_build_gives_the_optuna_engines_model() -> None:
     optimizer = model.optimizer.get_config()
     assert optimizer["momentum"] == pytest.approx(0.8)
     assert optimizer["learning_rate"] == pytest.approx(0.01)
+
+
+def test_a_learning_rate_per_optimizer_is_one_conditional_parameter_each(tmp_path: Path) -> None:
+    """`learning_rate: {sgd: .., default: ..}`: KerasTuner samples learning_rate_sgd only for SGD,
+    within SGD's range, and the replayed TrialParams holds one `learning_rate` as in Optuna."""
+    from experiments.params import Range
+    from experiments.registry import parse_spec
+
+    space = parse_spec({
+        "name": "toy", "task": "multiclass", "data": {"source": "sklearn", "dataset": "iris"},
+        "space": {"optimizer": ["sgd", "momentum", "adam"],
+                  "learning_rate": {"sgd": {"low": 1e-2, "high": 3e-1, "log": True},
+                                    "default": {"low": 1e-4, "high": 3e-3, "log": True}}},
+    }).space
+    hp = _space_after_one_build(space, tmp_path)
+    names = [p.name for p in hp.space]
+    assert "learning_rate" not in names
+    for optimizer in ("sgd", "momentum", "adam"):
+        assert _conditions(hp, f"learning_rate_{optimizer}") == [("optimizer", [optimizer])]
+    (sgd,) = [p for p in hp.space if p.name == "learning_rate_sgd"]
+    assert (sgd.min_value, sgd.max_value, sgd.sampling) == (1e-2, 3e-1, "log")
+    seen = set()
+    for point in _samples(hp, 40):
+        params, searched = replay(point.values, space)
+        rate = space.learning_rate.param_for(params.optimizer)  # type: ignore[union-attr]
+        assert isinstance(rate, Range) and rate.low <= params.learning_rate <= rate.high
+        assert set(point.values) == set(searched.params)  # only the active optimizer's rate
+        assert params.flat()["learning_rate"] == point.values[f"learning_rate_{params.optimizer}"]
+        seen.add(params.optimizer)
+    assert seen == {"sgd", "momentum", "adam"}
+
+    fixed = space.model_copy(update={"optimizer": Fixed(value="sgd")})
+    # one optimizer: its rate is no longer conditional
+    assert _conditions(_space_after_one_build(fixed, tmp_path / "fixed"), "learning_rate_sgd") == []

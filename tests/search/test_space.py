@@ -7,11 +7,13 @@ import pytest
 
 from experiments.data import load_dataset
 from experiments.params import Choice, Fixed, Range
-from experiments.registry import load_spec
+from experiments.registry import load_spec, parse_spec
 from experiments.spec import SpaceSpec
+from fitscope.cli import main
 from search.params import TrialParams
 from search.space import sample_params
 from search.study import Objective, StudySettings
+from tests.conftest import mlflow_runs, write_spec
 
 BASE = {"activation": "relu", "optimizer": "adam", "learning_rate": 1e-3, "batch_size": 32,
         "dropout": 0.1}
@@ -88,3 +90,77 @@ def test_a_sampling_error_is_recorded_as_the_trials_fail_reason(tmp_path: Path) 
     assert trial.state == optuna.trial.TrialState.FAIL
     assert trial.user_attrs["fail_reason"].startswith("sampling the search space failed: ")
     assert "step" in trial.user_attrs["fail_reason"]
+
+
+PER_OPTIMIZER = {"sgd": {"low": 1e-2, "high": 3e-1, "log": True},
+                 "momentum": {"low": 3e-3, "high": 1e-1, "log": True},
+                 "default": {"low": 1e-4, "high": 3e-3, "log": True}}
+
+
+def _per_optimizer_space() -> SpaceSpec:
+    return parse_spec({"name": "toy", "task": "binary",
+                       "data": {"source": "generated", "dataset": "xor"},
+                       "space": {"optimizer": ["sgd", "momentum", "adam", "rmsprop"],
+                                 "learning_rate": PER_OPTIMIZER}}).space
+
+
+def test_a_learning_rate_per_optimizer_keeps_each_optimizer_in_its_range() -> None:
+    """TPE (after its random start) samples each optimizer's rate as its own Optuna parameter,
+    within that optimizer's range; the TrialParams holds one comparable `learning_rate`."""
+    space = _per_optimizer_space()
+    bands = {"sgd": (1e-2, 3e-1), "momentum": (3e-3, 1e-1), "adam": (1e-4, 3e-3),
+             "rmsprop": (1e-4, 3e-3)}
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(
+        seed=0, n_startup_trials=10, multivariate=True, group=True))
+    seen = set()
+    for _ in range(60):
+        trial = study.ask()
+        params = sample_params(trial, space)
+        low, high = bands[params.optimizer]
+        assert low <= params.learning_rate <= high, params
+        assert [k for k in trial.params if k.startswith("learning_rate")] == [
+            f"learning_rate_{params.optimizer}"]
+        assert trial.distributions[f"learning_rate_{params.optimizer}"].log
+        flat = params.flat()
+        assert flat["learning_rate"] == params.learning_rate
+        assert not [k for k in flat if k.startswith("learning_rate_")]
+        seen.add(params.optimizer)
+        study.tell(trial, params.learning_rate)
+    assert seen == set(bands)
+
+
+def test_a_per_optimizer_rate_replays_from_the_optuna_params() -> None:
+    # enqueued trials (a dead worker's retry) and KerasTuner's replay give the Optuna names
+    values = {**BASE, "n_layers": 1, "units_0": 8, "optimizer": "sgd", "learning_rate_sgd": 0.2}
+    del values["learning_rate"]
+    params = sample_params(optuna.trial.FixedTrial(values), _per_optimizer_space())
+    assert (params.optimizer, params.learning_rate) == ("sgd", 0.2)
+    # 2e-3 is outside SGD's range (though inside Adam's): Optuna says so, for SGD's range
+    with pytest.warns(UserWarning, match=r"'learning_rate_sgd' is out of the range.*low=0\.01"):
+        sample_params(optuna.trial.FixedTrial({**values, "learning_rate_sgd": 2e-3}),
+                      _per_optimizer_space())
+
+
+def test_a_search_with_per_optimizer_rates_records_learning_rate(
+    workdir: Path, tracking_uri: str
+) -> None:
+    """End to end on XOR: child runs carry `learning_rate` (one comparable MLflow param), the
+    Optuna storage the per-optimizer names, and a rerun rebuilds the spec from the parent."""
+    spec = write_spec(workdir, "xor", space__optimizer=["sgd", "adam"],
+                      space__learning_rate={"sgd": {"low": 0.05, "high": 0.5, "log": True},
+                                            "adam": {"low": 1e-3, "high": 1e-2, "log": True}},
+                      train__max_epochs=5, train__patience=5)
+    assert main(["search", str(spec), "--trials", "4", "--tracking-uri", tracking_uri]) == 0
+    parent, children = mlflow_runs(tracking_uri, "xor")
+    assert len(children) == 4
+    for child in children:
+        rate, optimizer = float(child.data.params["learning_rate"]), child.data.params["optimizer"]
+        assert (0.05 <= rate <= 0.5) if optimizer == "sgd" else (1e-3 <= rate <= 1e-2)
+        assert not [k for k in child.data.params if k.startswith("learning_rate_")]
+    study = optuna.load_study(study_name=parent.data.tags["fitscope.study"],
+                              storage=f"sqlite:///{workdir / 'optuna.db'}")
+    for trial in study.trials:
+        optimizer = trial.params["optimizer"]
+        assert trial.params[f"learning_rate_{optimizer}"] == trial.user_attrs["params"][
+            "learning_rate"]
+    assert main(["rerun", children[0].info.run_id, "--tracking-uri", tracking_uri]) == 0
