@@ -30,3 +30,8 @@ class OutputError(FitscopeError):
 class InputError(FitscopeError):
     """Inputs given to a trained model (`fitscope predict`, a served model) do not fit it: a
     missing or unknown column, text in a numeric column, images of the wrong shape."""
+
+
+class BackendError(FitscopeError):
+    """The Keras backend asked for (KERAS_BACKEND, or the one a rerun's run recorded) cannot be
+    used here: unknown to fitscope, or its package is not installed."""

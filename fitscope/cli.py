@@ -15,6 +15,7 @@ from typing import NoReturn
 
 from common.errors import FitscopeError
 from common.masking import mask_text
+from fitscope import settings
 from fitscope.commands import COMMAND_MODULES
 
 
@@ -45,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1" if getattr(args, "verbose", False) else "3")
 
     try:
+        # a backend Keras cannot load fails here in one line, not inside Keras's first import
+        settings.requested_backend()
         return int(args.handler(args))
     except FitscopeError as exc:
         if args.debug:

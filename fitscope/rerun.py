@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from analysis.diagnosis import baseline_loss, diagnose_record
 from analysis.rerun_compare import Outcome
-from common.errors import DataError, FitscopeError, RerunError
+from common.errors import BackendError, DataError, FitscopeError, RerunError
 from common.text import first_line
 from experiments.data import load_dataset
 from experiments.registry import parse_spec
 from experiments.spec import ExperimentSpec, TrainSpec
 from experiments.tasks import task_kind
+from fitscope.settings import check_backend
 from search.inputs import ARRAYS
 from search.params import TrialParams
 from search.record import TrialRecord, record_from_fit
@@ -46,7 +47,8 @@ if TYPE_CHECKING:
     from experiments.data import Dataset
 
 SETTINGS = ("seed", "max_epochs", "patience", "deterministic", "steps_per_execution")
-OPTIONAL_SETTINGS = ("input_pipeline", "study_seed", "split_seed")  # absent from older runs
+OPTIONAL_SETTINGS = ("input_pipeline", "study_seed", "split_seed",  # absent from older runs
+                     "keras_backend")
 HYPERPARAMS = ("n_layers", "activation", "optimizer", "learning_rate", "batch_size", "dropout")
 DATA_TAG = "data_sha256"
 
@@ -129,6 +131,40 @@ def plan_rerun(client: MlflowClient, run_id: str) -> RerunPlan:
             if deleted.info.lifecycle_stage == "deleted"
         ),
     )
+
+
+def rerun_backend(recorded: str | None, current: str | None, run_id: str
+                  ) -> tuple[str | None, str | None]:
+    """The Keras backend a rerun trains on: (the one to export as KERAS_BACKEND, or None to leave
+    it as it is; a note for the user, or None).
+
+    Keras fixes its backend when it is first imported, so the choice is made before that:
+    - nothing chosen (`current` None: KERAS_BACKEND unset, Keras not imported yet): the run's own
+      backend, refused when it is not installed here (the rerun could not repeat it);
+    - a backend chosen (`current`): it is used; when it is not the run's, a note says so and the
+      rerun still trains and compares (asking how another backend trains the same trial is
+      legitimate; its numbers are not expected to match).
+
+    Example:
+        >>> rerun_backend("tensorflow", None, "3f2a")
+        ('tensorflow', None)
+        >>> rerun_backend("jax", "tensorflow", "3f2a")[1][:55]
+        'note: run 3f2a trained on Keras backend jax; this rerun'
+    """
+    if current is None:
+        if recorded is None:  # a run from before the backend was recorded: Keras's default
+            return None, None
+        try:
+            check_backend(recorded, source="keras_backend")
+        except BackendError as exc:
+            raise RerunError(f"cannot rerun run {run_id} on its Keras backend: {exc}; or choose "
+                             "another with KERAS_BACKEND (its numbers will differ)") from None
+        return recorded, None
+    if recorded is not None and recorded != current:
+        return None, (f"note: run {run_id} trained on Keras backend {recorded}; this rerun trains "
+                      f"on {current}: other kernels and random streams, so expect a difference, "
+                      f"not a bitwise match (KERAS_BACKEND={recorded} repeats it)")
+    return None, None
 
 
 def check_data(plan: RerunPlan, data: Dataset) -> None:

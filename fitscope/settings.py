@@ -1,11 +1,13 @@
-"""Where things go by default: embedded stores in the working directory; env and flags override."""
+"""Where things go by default: embedded stores in the working directory; env and flags override.
+Also which Keras backend trains (KERAS_BACKEND, read by Keras when it is first imported)."""
 
 from __future__ import annotations
 
 import os
+from importlib.util import find_spec
 from pathlib import Path
 
-from common.errors import OutputError
+from common.errors import BackendError, OutputError
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow 3's own default; no server needed
 
@@ -72,3 +74,39 @@ def inside(root: Path, *names: str) -> Path:
         raise OutputError(f"{'/'.join(names)!r} would leave the folder {root}: a name must be "
                           "one plain folder name")
     return path
+
+
+# The Keras backends fitscope trains on; each is also the name of its package and of the pip
+# extra that installs it (tensorflow is a dependency: always there). docs/performance.md
+# measures them.
+KERAS_BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def check_backend(name: str, source: str = "KERAS_BACKEND") -> None:
+    """Refuse a backend fitscope cannot train on here, in one line naming `source`, before Keras
+    is imported (which would fail deep inside with an ImportError, or run Keras's numpy backend,
+    which cannot train).
+
+    Example:
+        >>> check_backend("tensorflow")
+        >>> check_backend("numpy")
+        Traceback (most recent call last):
+        ...
+        common.errors.BackendError: KERAS_BACKEND=numpy: fitscope trains on tensorflow, jax or torch
+    """
+    if name not in KERAS_BACKENDS:
+        raise BackendError(f"{source}={name}: fitscope trains on {', '.join(KERAS_BACKENDS[:-1])} "
+                           f"or {KERAS_BACKENDS[-1]}")
+    if find_spec(name) is None:
+        raise BackendError(f"{source}={name}, but {name} is not installed in this environment: "
+                           f"pip install 'fitscope[{name}]' (make install EXTRAS={name})")
+
+
+def requested_backend() -> str | None:
+    """The backend the user asked for with KERAS_BACKEND, checked; None when it is not set
+    (Keras then reads ~/.keras/keras.json, else TensorFlow)."""
+    name = os.environ.get("KERAS_BACKEND", "").strip()
+    if not name:
+        return None
+    check_backend(name)
+    return name

@@ -9,15 +9,24 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from pathlib import Path
 
 from analysis.rerun_compare import compare, environment_differences, report
 from common.errors import RerunError
 from common.masking import mask_url
-from fitscope import session
+from fitscope import session, settings
 from fitscope.commands.args import add_options
 from fitscope.invocation import command_line
-from fitscope.rerun import load_data, log_rerun, outcome_of_record, plan_rerun, retrain
+from fitscope.rerun import (
+    RerunPlan,
+    load_data,
+    log_rerun,
+    outcome_of_record,
+    plan_rerun,
+    rerun_backend,
+    retrain,
+)
 from tracking.fingerprint import fingerprint_of, run_tags
 from tracking.reachability import check_tracking_store, http_client_defaults
 
@@ -50,13 +59,17 @@ def rerun(args: argparse.Namespace) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one small spec.json
     client = MlflowClient(tracking_uri=tracking)
     plan = plan_rerun(client, args.run_id)
+    backend, backend_note = _choose_backend(plan)
     train = plan.spec.train
     print(
         f"fitscope rerun {plan.run_id}: trial {plan.trial_number} of study {plan.study_name} "
         f"({plan.spec.name}), {plan.original.state.lower()}\n  {plan.params.short()}; seed "
         f"{plan.seed}, {train.max_epochs} epochs max, patience {train.patience}, deterministic "
-        f"{str(train.deterministic).lower()}\n  mlflow tracking {mask_url(tracking)}"
+        f"{str(train.deterministic).lower()}, Keras backend {backend}\n"
+        f"  mlflow tracking {mask_url(tracking)}"
     )
+    if backend_note:
+        print(f"  {backend_note}")
     for note in plan.notes:
         print(f"  {note}")
     data = load_data(plan, args.data_dir)
@@ -69,6 +82,17 @@ def rerun(args: argparse.Namespace) -> int:
     print(f"  rerun logged as run {rerun_id} (tag rerun_of={plan.run_id})")
     print(report(comparison, changes, _hints(plan.tags, train.deterministic)))
     return 0 if comparison.verdict in ("identical", "within") else 1
+
+
+def _choose_backend(plan: RerunPlan) -> tuple[str, str | None]:
+    """Train on the run's Keras backend unless one is chosen (KERAS_BACKEND, or Keras already
+    imported in this process): (the backend, for the header; a note when it is not the run's)."""
+    keras = sys.modules.get("keras")
+    current = keras.backend.backend() if keras else settings.requested_backend()
+    export, note = rerun_backend(plan.settings.get("keras_backend"), current, plan.run_id)
+    if export:
+        os.environ["KERAS_BACKEND"] = export  # read when Keras is first imported, in retrain
+    return export or current or "Keras's default", note
 
 
 def _hints(tags: dict[str, str], deterministic: bool) -> list[str]:
