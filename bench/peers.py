@@ -4,8 +4,12 @@
   (data in memory, KerasPruningCallback on val_accuracy, fixed epochs, no tracking);
 - `kerastuner`: KerasTuner Hyperband (max_epochs 20, factor 3) on val_accuracy.
 
-Both search the same space as the fashion spec, with the same seed and data, and stop starting
-trials when the wall-clock budget is spent. Prints one JSON line with their results.
+Both search the fashion spec's own space (every optimizer, its per-optimizer learning rates,
+activations, layers, batch sizes, dropout): candidates are drawn through fitscope's
+`sample_params` (Optuna) and `declare_space` (KerasTuner), so the space is the same by
+construction, while the model is built and compiled the plain way the examples do (default
+`compile`, no fitscope training code). Each stops starting trials when the wall-clock budget is
+spent, logs the time and val accuracy of every epoch, and prints one JSON line.
 """
 
 from __future__ import annotations
@@ -15,16 +19,56 @@ import json
 import os
 import tempfile
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import keras
+
+    from search.params import TrialParams
 
 EPOCHS = 20
+EPOCH_LOG: list[tuple[float, float]] = []  # (time.time(), val_accuracy) of every epoch
 
 
-def _data() -> Any:
+def _spec_and_data() -> Any:
     from experiments.data import load_dataset
     from experiments.registry import load_spec
 
-    return load_dataset(load_spec("fashion"))
+    spec = load_spec("fashion")
+    return spec, load_dataset(spec)
+
+
+def _plain_model(params: TrialParams) -> keras.Model:
+    """The candidate as a tutorial writes it: Dense (+ Dropout) layers, default compile."""
+    import keras
+
+    model = keras.Sequential([keras.Input((784,))])
+    for units in params.units:
+        model.add(keras.layers.Dense(units, activation=params.activation))
+        if params.dropout > 0:
+            model.add(keras.layers.Dropout(params.dropout))
+    model.add(keras.layers.Dense(10, activation="softmax"))
+    lr = params.learning_rate
+    optimizer = {
+        "sgd": lambda: keras.optimizers.SGD(lr),
+        "momentum": lambda: keras.optimizers.SGD(lr, momentum=params.momentum or 0.9),
+        "rmsprop": lambda: keras.optimizers.RMSprop(lr),
+        "adam": lambda: keras.optimizers.Adam(lr),
+        "adagrad": lambda: keras.optimizers.Adagrad(lr),
+    }[params.optimizer]()
+    model.compile(optimizer, "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _epoch_logger() -> keras.callbacks.Callback:
+    import keras
+
+    class LogEpochs(keras.callbacks.Callback):
+        # appends to the module's list: KerasTuner deep-copies the callbacks of every trial
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            EPOCH_LOG.append((time.time(), float((logs or {}).get("val_accuracy", 0.0))))
+
+    return LogEpochs()
 
 
 def plain_optuna(budget: float, seed: int) -> dict[str, Any]:
@@ -32,26 +76,18 @@ def plain_optuna(budget: float, seed: int) -> dict[str, Any]:
     import optuna
     from optuna_integration import KerasPruningCallback
 
-    data = _data()
+    from search.space import sample_params
+
+    spec, data = _spec_and_data()
+    keras.utils.set_random_seed(seed)
 
     def objective(trial: optuna.Trial) -> float:
         keras.backend.clear_session()
-        model = keras.Sequential([keras.Input((784,))])
-        for i in range(trial.suggest_int("n_layers", 1, 3)):
-            units = trial.suggest_int(f"units_{i}", 64, 512, log=True)
-            activation = trial.suggest_categorical("activation", ["relu", "elu"])
-            model.add(keras.layers.Dense(units, activation=activation))
-            model.add(keras.layers.Dropout(trial.suggest_float("dropout", 0.0, 0.3)))
-        model.add(keras.layers.Dense(10, activation="softmax"))
-        lr = trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True)
-        name = trial.suggest_categorical("optimizer", ["adam", "rmsprop", "momentum"])
-        optimizer = {"adam": keras.optimizers.Adam(lr), "rmsprop": keras.optimizers.RMSprop(lr),
-                     "momentum": keras.optimizers.SGD(lr, momentum=0.9)}[name]
-        model.compile(optimizer, "sparse_categorical_crossentropy", metrics=["accuracy"])
+        params = sample_params(trial, spec.space)
+        model = _plain_model(params)
         model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
-                  epochs=EPOCHS, verbose=0,
-                  batch_size=trial.suggest_categorical("batch_size", [128, 256]),
-                  callbacks=[KerasPruningCallback(trial, "val_accuracy")])
+                  epochs=EPOCHS, verbose=0, batch_size=params.batch_size,
+                  callbacks=[KerasPruningCallback(trial, "val_accuracy"), _epoch_logger()])
         val = model.evaluate(data.x_val, data.y_val, verbose=0, return_dict=True)["accuracy"]
         test = model.evaluate(data.x_test, data.y_test, verbose=0, return_dict=True)["accuracy"]
         trial.set_user_attr("test_accuracy", test)  # reported, never used to choose
@@ -65,10 +101,11 @@ def plain_optuna(budget: float, seed: int) -> dict[str, Any]:
     finished = [t for t in study.trials if t.state.is_finished()]
     return {
         "trials": len(finished),
-        "epochs": sum(len(t.intermediate_values) for t in finished),
-        "best_val_accuracy": study.best_value,
+        "epochs": len(EPOCH_LOG),
+        "chosen_val_accuracy": study.best_value,
         "test_accuracy": study.best_trial.user_attrs["test_accuracy"],
         "wall_seconds": time.perf_counter() - started,
+        "epoch_log": EPOCH_LOG,
     }
 
 
@@ -76,24 +113,16 @@ def kerastuner_hyperband(budget: float, seed: int) -> dict[str, Any]:
     import keras
     import keras_tuner as kt
 
-    data = _data()
+    from search.hypermodel import declare_space, replay
+
+    spec, data = _spec_and_data()
+    keras.utils.set_random_seed(seed)
 
     def build(hp: kt.HyperParameters) -> keras.Model:
-        model = keras.Sequential([keras.Input((784,))])
-        for i in range(hp.Int("n_layers", 1, 3)):
-            model.add(keras.layers.Dense(hp.Int(f"units_{i}", 64, 512, sampling="log"),
-                                         activation=hp.Choice("activation", ["relu", "elu"])))
-            model.add(keras.layers.Dropout(hp.Float("dropout", 0.0, 0.3)))
-        model.add(keras.layers.Dense(10, activation="softmax"))
-        lr = hp.Float("learning_rate", 1e-4, 1e-2, sampling="log")
-        name = hp.Choice("optimizer", ["adam", "rmsprop", "momentum"])
-        optimizer = {"adam": keras.optimizers.Adam(lr), "rmsprop": keras.optimizers.RMSprop(lr),
-                     "momentum": keras.optimizers.SGD(lr, momentum=0.9)}[name]
-        model.compile(optimizer, "sparse_categorical_crossentropy", metrics=["accuracy"])
-        return model
+        declare_space(hp, spec.space)
+        return _plain_model(replay(hp.values, spec.space)[0])
 
     started = time.perf_counter()
-    epochs = []
 
     class Budgeted(kt.Hyperband):
         # KerasTuner has no wall-clock limit: cap max_trials once the budget is spent
@@ -102,24 +131,24 @@ def kerastuner_hyperband(budget: float, seed: int) -> dict[str, Any]:
                 self.oracle.max_trials = len(self.oracle.trials)
 
         def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
-            kwargs["batch_size"] = trial.hyperparameters.Choice("batch_size", [128, 256])
-            result = super().run_trial(trial, *args, **kwargs)
-            epochs.append(trial.hyperparameters.values.get("tuner/epochs", 0)
-                          - trial.hyperparameters.values.get("tuner/initial_epoch", 0))
-            return result
+            declare_space(trial.hyperparameters, spec.space)  # the batch size is searched too
+            kwargs["batch_size"] = int(trial.hyperparameters.get("batch_size"))
+            return super().run_trial(trial, *args, **kwargs)
 
     tuner = Budgeted(build, objective="val_accuracy", max_epochs=EPOCHS, factor=3, seed=seed,
                      directory=tempfile.mkdtemp(prefix="kt-peer-"), project_name="fashion")
-    tuner.search(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), verbose=0)
+    tuner.search(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), verbose=0,
+                 callbacks=[_epoch_logger()])
     best_trial = tuner.oracle.get_best_trials(1)[0]
     best = tuner.get_best_models(1)[0]
     return {
         "trials": len(tuner.oracle.trials),
-        "epochs": int(sum(epochs)),
-        "best_val_accuracy": float(best_trial.score),
+        "epochs": len(EPOCH_LOG),
+        "chosen_val_accuracy": float(best_trial.score),
         "test_accuracy": float(best.evaluate(data.x_test, data.y_test, verbose=0,
                                              return_dict=True)["accuracy"]),
         "wall_seconds": time.perf_counter() - started,
+        "epoch_log": EPOCH_LOG,
     }
 
 
