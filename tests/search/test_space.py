@@ -145,7 +145,8 @@ def test_a_search_with_per_optimizer_rates_records_learning_rate(
     workdir: Path, tracking_uri: str
 ) -> None:
     """End to end on XOR: child runs carry `learning_rate` (one comparable MLflow param), the
-    Optuna storage the per-optimizer names, and a rerun rebuilds the spec from the parent."""
+    Optuna storage the per-optimizer names, a rerun rebuilds the spec from the parent, and the
+    KerasTuner engine searches the same spec."""
     spec = write_spec(workdir, "xor", space__optimizer=["sgd", "adam"],
                       space__learning_rate={"sgd": {"low": 0.05, "high": 0.5, "log": True},
                                             "adam": {"low": 1e-3, "high": 1e-2, "log": True}},
@@ -164,3 +165,13 @@ def test_a_search_with_per_optimizer_rates_records_learning_rate(
         assert trial.params[f"learning_rate_{optimizer}"] == trial.user_attrs["params"][
             "learning_rate"]
     assert main(["rerun", children[0].info.run_id, "--tracking-uri", tracking_uri]) == 0
+    # the KerasTuner engine takes the same spec (conditional learning_rate_<optimizer> hps)
+    kerastuner_uri = f"sqlite:///{workdir / 'mlflow-kerastuner.db'}"
+    assert main(["search", str(spec), "--engine", "kerastuner", "--tuner", "random",
+                 "--trials", "3", "--tracking-uri", kerastuner_uri]) == 0
+    _, kerastuner_children = mlflow_runs(kerastuner_uri, "xor")
+    assert len(kerastuner_children) == 3
+    for child in kerastuner_children:
+        assert child.data.tags["state"] == "COMPLETE"
+        rate, optimizer = float(child.data.params["learning_rate"]), child.data.params["optimizer"]
+        assert (0.05 <= rate <= 0.5) if optimizer == "sgd" else (1e-3 <= rate <= 1e-2)
