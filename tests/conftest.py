@@ -10,6 +10,7 @@ FITSCOPE_DATA_DIR is honoured when a developer sets it, never defaulted.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,8 +39,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # processes in collection order: run last, a 3-minute file kept one process busy while the other
 # had finished, so they go first and the many short files fill in behind them.
 LONGEST_FIRST = (
-    "search/test_workers.py",  # 280
-    "fitscope/test_worker_command.py",  # 160
+    "search/test_workers.py",  # 126 (alone)
+    "fitscope/test_worker_command.py",  # 103 (alone)
     "tracking/test_mlflow_outage.py",  # 137
     "fitscope/test_confirm.py",  # 130
     "fitscope/test_stopped_processes.py",  # 110
@@ -116,8 +117,21 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.fixture(scope="session")
+def _empty_mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite store with its schema made and nothing in it. Making one runs MLflow's
+    schema migrations, ~3 s on 2 cores, which every test that only needs *a* store would pay
+    again; the tests that start a user's first search in an empty folder still pay it."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def tracking_uri(workdir: Path) -> str:
+def tracking_uri(workdir: Path, _empty_mlflow_store: Path) -> str:
+    shutil.copyfile(_empty_mlflow_store, workdir / "mlflow.db")
     return f"sqlite:///{workdir / 'mlflow.db'}"
 
 
