@@ -55,13 +55,27 @@ def make_optimizer(params: TrialParams) -> keras.optimizers.Optimizer:
     raise ValueError(f"unknown optimizer {params.optimizer!r}")
 
 
+def effective_steps_per_execution(steps: int, backend: str) -> int:
+    """The `steps_per_execution` a compile really uses: Keras's PyTorch trainer runs one step per
+    call only (it raises otherwise), so there it is 1. Trials record this one.
+
+    Example:
+        >>> effective_steps_per_execution(16, "jax"), effective_steps_per_execution(16, "torch")
+        (16, 1)
+    """
+    return 1 if backend == "torch" else steps
+
+
 def compile_model(
     model: keras.Model, params: TrialParams, task: TaskKind, steps_per_execution: int = 1
 ) -> None:
     """Compile with the task's loss and its per-epoch metric (read back by name)."""
+    import keras
+
     model.compile(
         optimizer=make_optimizer(params),
         loss=task.loss,
         metrics=[task.curve_metric],
-        steps_per_execution=steps_per_execution,
+        steps_per_execution=effective_steps_per_execution(steps_per_execution,
+                                                          keras.backend.backend()),
     )

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from common.errors import TrackingError
+from search.builder import effective_steps_per_execution
 from search.inputs import effective_pipeline
 from search.objectives import best_value
 
@@ -100,15 +101,15 @@ def settings_attrs(
 ) -> dict[str, Any]:
     """A trial's `settings`: everything beside its params that shaped the fit."""
     train = spec.train
+    name = backend.get("keras_backend", "tensorflow")
     return {
         "seed": seed,
         "max_epochs": train.max_epochs,
         "patience": train.patience,
         "deterministic": train.deterministic,
-        "steps_per_execution": train.steps_per_execution,
-        # the one the fit used: `dataset` falls back to the arrays off TensorFlow
-        "input_pipeline": effective_pipeline(train.input_pipeline,
-                                             backend.get("keras_backend", "tensorflow")),
+        # the ones the fit used: 1 step per call on PyTorch, the arrays off TensorFlow
+        "steps_per_execution": effective_steps_per_execution(train.steps_per_execution, name),
+        "input_pipeline": effective_pipeline(train.input_pipeline, name),
         "study_seed": study_seed,
         "split_seed": spec.data.split_seed,  # train/val/test split: same for every trial
         **backend,
