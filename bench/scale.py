@@ -11,10 +11,17 @@ Per trial it reports:
 - Optuna's own cost inside that overhead: the sampler's and the pruner's calls (timed by
   wrapping them), which grows with the study by design (TPE models every finished trial);
 - fitscope's share: overhead minus Optuna's own cost;
+- bare Keras: the same per-trial Keras work with no study around it, measured in the same process
+  just before the study's trials (fitscope's training call `fit_candidate` on the same kind of
+  candidates, then `clear_session`, under the same frozen heap as the study loop): its wall time
+  minus its `fit` is what any Keras loop pays around `fit` (build, compile, evaluate on test, the
+  summary, the garbage collection), and no study size changes it;
+- bookkeeping: fitscope's share minus bare Keras, i.e. what the study loop itself adds per trial
+  (storage writes, observers, the MLflow writer, best-model checks) beyond Optuna's sampling;
 
 and the time `fitscope report` takes to build the report of a study of that size.
 
-`python -m bench.scale [--sizes 0,250,1000] [--trials 20] [--postgres]`; `make bench` runs it as
+`python -m bench.scale [--sizes 0,50,250,1000] [--trials 20] [--postgres]`; `make bench` runs it as
 its scale item.
 """
 
@@ -64,6 +71,7 @@ def _measure(url: str, folder: Path, size: int, trials: int) -> dict[str, Any]:
     from experiments.data import load_dataset
 
     data = load_dataset(spec)
+    bare = _bare_keras(spec, data, trials)
     timed = _TimedOptuna(study)
     clock = _Clock()
     session = session_for(spec, settings, f"sqlite:///{folder / 'mlflow.db'}", data)
@@ -84,10 +92,37 @@ def _measure(url: str, folder: Path, size: int, trials: int) -> dict[str, Any]:
         "overhead_median": statistics.median(overhead),
         "optuna_median": statistics.median(optuna_cost),
         "fitscope_median": statistics.median(own),
+        "bare_keras_median": statistics.median(bare),
+        "bookkeeping_median": statistics.median(own) - statistics.median(bare),
         "overhead": overhead,
         "optuna": optuna_cost,
+        "bare_keras": bare,
         "report_seconds": report_seconds,
     }
+
+
+def _bare_keras(spec: Any, data: Any, count: int) -> list[float]:
+    """Per fit, the seconds fitscope's training call and `clear_session` take beyond `fit`,
+    with no study: `count` + 1 candidates drawn at random from the spec's space (the first one,
+    like the study's first trial, is not kept)."""
+    import keras
+    import optuna
+
+    from experiments.tasks import task_kind
+    from search.space import sample_params
+    from search.study import frozen_heap
+    from search.training import fit_candidate
+
+    draws = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    candidates = [sample_params(draws.ask(), spec.space) for _ in range(count + 1)]
+    out = []
+    with frozen_heap():  # as run_study does, so both pay the same garbage collection
+        for seed, params in enumerate(candidates):
+            started = time.perf_counter()
+            fit = fit_candidate(params, data, task_kind(spec.task), spec.train, seed).train_seconds
+            keras.backend.clear_session()
+            out.append(time.perf_counter() - started - fit)
+    return out[1:]
 
 
 def _spec() -> Any:
@@ -208,29 +243,57 @@ def _storage_url(kind: str) -> Iterator[tuple[str, Path]]:
 
 
 def lines(result: dict[str, Any]) -> list[str]:
-    """The markdown section for docs/benchmarks.md."""
+    """The markdown section for docs/benchmarks.md, with issue 20's targets checked."""
     out = [
         "### Per-trial cost against study size (scale item)",
         "",
         f"xor, 5 epochs a trial; each study is first filled with recorded trials shaped like real "
         f"ones, then {result['trials']} real trials run with the MLflow observer and the "
         "console. Overhead = start-to-start wall time minus the trial's `fit`; Optuna = its "
-        "sampler's and pruner's calls inside that overhead; fitscope = the rest. Medians.",
+        "sampler's and pruner's calls inside that overhead; fitscope = the rest; bare Keras = "
+        "the same Keras work per candidate with no study (fitscope's training call and "
+        "`clear_session`, minus `fit`), measured in the same process just before; bookkeeping = "
+        "fitscope minus bare Keras. Medians.",
         "",
-        "| storage | trials in study | overhead s | Optuna s | fitscope s | report s |",
-        "|---|---|---|---|---|---|",
+        "| storage | trials in study | overhead s | Optuna s | fitscope s | bare Keras s "
+        "| bookkeeping s | report s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for kind, rows in result["storages"].items():
         out += [f"| {kind} | {r['size']} | {r['overhead_median']:.3f} | "
                 f"{r['optuna_median']:.3f} | {r['fitscope_median']:.3f} | "
+                f"{r['bare_keras_median']:.3f} | {r['bookkeeping_median']:.3f} | "
                 f"{r['report_seconds']:.1f} |" for r in rows]
-    out.append("")
+    out += ["", *targets(result), ""]
+    return out
+
+
+def targets(result: dict[str, Any], small: int = 50, large: int = 1000) -> list[str]:
+    """Issue 20: fitscope's per-trial overhead at `large` trials <= 1.1x the one at `small`,
+    and its bookkeeping <= 100 ms above Optuna's own cost there."""
+    out = []
+    for kind, rows in result["storages"].items():
+        by_size = {r["size"]: r for r in rows}
+        if small not in by_size or large not in by_size:
+            continue
+        a, b = by_size[small], by_size[large]
+        ratio = b["fitscope_median"] / a["fitscope_median"]
+        out.append(f"- {kind}, fitscope at {large} <= 1.1x at {small}: "
+                   f"{'met' if ratio <= 1.1 else 'not met'} ({b['fitscope_median']:.3f} s against "
+                   f"{a['fitscope_median']:.3f} s, {ratio:.3f}x)")
+        kept = b["bookkeeping_median"] / a["bookkeeping_median"]
+        out.append(f"  (bookkeeping alone, without the Keras work: {b['bookkeeping_median']:.3f} s "
+                   f"against {a['bookkeeping_median']:.3f} s, {kept:.3f}x)")
+        keeping = b["bookkeeping_median"]
+        out.append(f"- {kind}, bookkeeping at {large} <= 100 ms above Optuna's "
+                   f"{b['optuna_median'] * 1000:.0f} ms: {'met' if keeping <= 0.1 else 'not met'} "
+                   f"({keeping * 1000:.0f} ms)")
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.scale")
-    parser.add_argument("--sizes", default="0,250,1000,4000")
+    parser.add_argument("--sizes", default="0,50,250,1000,4000")
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--postgres", action="store_true", help="also on PostgreSQL")
     args = parser.parse_args(argv)
@@ -241,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     result = run([int(s) for s in args.sizes.split(",")], args.trials, args.postgres)
     path = save({"scale": result}, results_path("-scale"))
     print("\n".join(lines(result)))
-    print(json.dumps({k: [(r["size"], round(r["fitscope_median"], 3)) for r in v]
+    print(json.dumps({k: [(r["size"], round(r["fitscope_median"], 3),
+                            round(r["bookkeeping_median"], 3)) for r in v]
                       for k, v in result["storages"].items()}))
     print(f"results: {path}")
     return 0
