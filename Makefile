@@ -3,7 +3,12 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | cksum | cut -d' ' -f1)
+# EXTRAS=jax and/or torch add the other Keras backends (KERAS_BACKEND=jax|torch; TensorFlow stays)
+EXTRAS ?=
+comma := ,
+DEPS_HASH := $(shell cat pyproject.toml constraints.txt 2>/dev/null | cksum | cut -d' ' -f1)
+# without EXTRAS an install with extras counts too (later targets must not reinstall without them)
+STAMP := $(or $(if $(EXTRAS),,$(firstword $(wildcard $(VENV)/.installed-$(DEPS_HASH)*))),$(VENV)/.installed-$(DEPS_HASH)$(if $(EXTRAS),-$(subst $(comma),-,$(EXTRAS))))
 
 EXP ?= fashion
 PORT ?= 5000
@@ -24,12 +29,12 @@ ARGS = $(if $(TRIALS),--trials $(TRIALS)) $(if $(TIMEOUT),--timeout $(TIMEOUT)) 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 
-install: $(STAMP) ## set up .venv with fitscope and its pinned dependencies (search and test do it on first use)
+install: $(STAMP) ## set up .venv with fitscope and its pinned dependencies (search and test do it on first use) [EXTRAS=jax,torch]
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,tuner,postgres,dashboard]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,tuner,postgres,dashboard$(if $(EXTRAS),$(comma)$(EXTRAS))]"
 	rm -f $(VENV)/.installed-* && touch $@
 
 search: install data ## run or resume a study: make search EXP=iris [TRIALS=40 SEED=7 TIMEOUT=600 STUDY=name DETERMINISTIC=0 ENGINE=kerastuner TUNER=hyperband WORKERS=4 GPUS=0,1 WORKERS_PER_GPU=1]
