@@ -43,3 +43,28 @@ def test_arrays_pass_through_as_keras_takes_them() -> None:
     kwargs = fit_data("arrays", (rows, targets), (rows, targets), 2, seed=0)
     assert kwargs["x"] is rows and kwargs["y"] is targets
     assert kwargs["batch_size"] == 2 and kwargs["shuffle"] is True
+
+
+
+def test_a_study_s_arrays_are_copied_to_tensorflow_once_and_never_stale() -> None:
+    rows = np.arange(12, dtype=np.float32).reshape(6, 2)
+    targets = np.arange(6, dtype=np.int64)
+    fit_data("dataset", (rows, targets), (rows, targets), 6, seed=1)
+    copied = _held_tensors()
+    fit_data("dataset", (rows, targets), (rows, targets), 6, seed=2)
+    # the next trial gathers from the same tensors instead of copying the arrays again
+    assert _held_tensors() == copied
+    # other arrays (another study's, or one allocated where a freed one lived) get their own
+    for scale in (2, 3):
+        del rows
+        rows = np.arange(12, dtype=np.float32).reshape(6, 2) * scale
+        kwargs = fit_data("dataset", (rows, targets), (rows, targets), 6, seed=1)
+        ((x, _),) = list(kwargs["validation_data"])
+        assert x.numpy().tolist() == rows.tolist()
+    assert _held_tensors() != copied
+
+
+def _held_tensors() -> set[int]:
+    from search import inputs
+
+    return {id(tensor) for _, tensor in inputs._TENSORS.values()}
