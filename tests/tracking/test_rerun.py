@@ -95,6 +95,7 @@ def test_a_trial_of_a_real_study_reruns_identical(iris_study: Study) -> None:
     out = rerun_process.stdout
     assert "verdict: identical (bitwise): loss, val_loss" in out
     assert "best_epoch" in out and "test_accuracy" in out
+    assert "Keras backend tensorflow" in out  # the run's, which this process exported
 
     client = MlflowClient(iris_study.uri)
     exp = client.get_experiment_by_name("iris")
@@ -361,3 +362,37 @@ def test_a_run_recorded_before_the_input_pipeline_setting_reruns_identical(
     capsys.readouterr()
     assert _rerun(iris_study, older) == 0, capsys.readouterr().out
     assert "verdict: identical" in capsys.readouterr().out
+
+
+# --- issue 14 item 5: the Keras backend a rerun trains on -----------------------------------
+def test_a_rerun_on_another_backend_than_the_runs_says_so(
+    iris_study: Study, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """This process runs Keras on TensorFlow (the study above imported it); a run recorded on
+    JAX is retrained here on TensorFlow, with a note, not silently."""
+    client = MlflowClient(iris_study.uri)
+    on_jax = _copy_of(client, iris_study.children[0], keras_backend="jax")
+    capsys.readouterr()
+    _rerun(iris_study, on_jax)  # the copy holds TensorFlow's curves: the verdict is no matter
+    out = capsys.readouterr().out
+    assert (f"note: run {on_jax} trained on Keras backend jax; this rerun trains on tensorflow: "
+            "other kernels and random streams, so expect a difference, not a bitwise match "
+            "(KERAS_BACKEND=jax repeats it)") in out
+    (rerun,) = client.search_runs([iris_study.children[0].info.experiment_id],
+                                  f"tags.rerun_of = '{on_jax}'")
+    assert rerun.data.params["keras_backend"] == "tensorflow"  # what it really trained on
+
+
+def test_a_rerun_refuses_a_recorded_backend_it_cannot_load(iris_study: Study) -> None:
+    # a new process, where Keras is not loaded yet: the run's backend would be exported, but
+    # fitscope cannot train on it (Keras's openvino backend): one line, nothing trained or logged
+    client = MlflowClient(iris_study.uri)
+    odd = _copy_of(client, iris_study.children[1], keras_backend="openvino")
+    process = Fitscope(["rerun", odd, "--tracking-uri", iris_study.uri], cwd=iris_study.folder)
+    assert process.wait() == 2, process.output()
+    assert (f"fitscope: error: cannot rerun run {odd} on its Keras backend: keras_backend="
+            "openvino: fitscope trains on tensorflow, jax or torch; or choose another with "
+            "KERAS_BACKEND (its numbers will differ)\n") in process.stderr
+    assert "Traceback" not in process.stderr
+    assert client.search_runs([iris_study.children[1].info.experiment_id],
+                              f"tags.rerun_of = '{odd}'") == []
