@@ -58,6 +58,7 @@ def run(epochs: int = 3, trials: int = 3, blocks: int = 2) -> dict[str, Any]:
     from experiments.tasks import task_kind
     from fitscope.session import session_for
     from search.builder import build_model, compile_model
+    from search.inputs import fit_data
     from search.params import TrialParams
     from search.seeding import seed_everything, trial_seed
     from search.study import StudySettings, run_study
@@ -93,8 +94,11 @@ def run(epochs: int = 3, trials: int = 3, blocks: int = 2) -> dict[str, Any]:
         seed_everything(trial_seed(spec.search.seed, number), spec.train.deterministic)
         model = build_model(params, data.n_features, task, data.n_classes)
         compile_model(model, params, task, spec.train.steps_per_execution)
-        model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
-                  epochs=epochs, batch_size=params.batch_size, verbose=0,
+        # fed as fitscope feeds its trials (search/inputs.py): the difference between the two
+        # sides is then fitscope's bookkeeping alone, not a faster or slower input pipeline
+        model.fit(**fit_data(spec.train.input_pipeline, (data.x_train, data.y_train),
+                             (data.x_val, data.y_val), params.batch_size, number),
+                  epochs=epochs, verbose=0,
                   callbacks=[keras.callbacks.EarlyStopping(patience=epochs,
                                                            restore_best_weights=True)])
         model.evaluate(data.x_test, data.y_test, verbose=0, return_dict=True)
