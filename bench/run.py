@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         from tests.postgres import initdb_path
 
         # per-trial cost against study size, on SQLite and (where installed) PostgreSQL
-        measured = scale.run([0, 250, 1000, 4000], 20, postgres=initdb_path() is not None)
+        measured = scale.run([0, 50, 250, 1000, 4000], 20, postgres=initdb_path() is not None)
         show(scale.lines(keep("scale", measured)))
 
     show(_peak_lines(keep("peak", peak.run(epochs=1 if args.quick else 2, quick=args.quick))))
