@@ -396,7 +396,9 @@ def frozen_heap() -> Iterator[None]:
     walks only what was made since, which still frees each trial's model and graph. They are
     unfrozen when the loop ends, so garbage among them is collected later as usual.
     """
-    gc.collect()  # freeze only what is alive
+    # the young generations only: a full collection here walks the same ~470,000 objects (~0.8 s
+    # of every study's start); what old garbage gets frozen waits for the unfreeze
+    gc.collect(1)
     gc.freeze()
     try:
         yield
