@@ -47,7 +47,12 @@ def learning_curves(
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    # fixed margins, not tight_layout(): its extra draw cost a third of the ~0.4 s this figure
+    # takes on 2 cores, once per trial on the writer thread beside the next trial's training;
+    # the labels here are short and known (epoch, loss, the metric, tick values)
+    width = fig.get_figwidth()  # inches: room for tick labels like 0.625 or 2000 and the label
+    fig.subplots_adjust(left=0.85 / width, right=1 - 0.15 / width, bottom=0.13,
+                        top=0.88 if title else 0.95, wspace=0.3)
     fig.savefig(path, dpi=90)
     return path
 
