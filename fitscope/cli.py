@@ -46,8 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1" if getattr(args, "verbose", False) else "3")
 
     try:
-        # a backend Keras cannot load fails here in one line, not inside Keras's first import
-        settings.requested_backend()
+        if getattr(args, "loads_keras", False):
+            # a backend Keras cannot load fails here in one line, not inside Keras's first
+            # import; commands that train or load no model work whatever it names
+            settings.requested_backend()
         return int(args.handler(args))
     except FitscopeError as exc:
         if args.debug:

@@ -72,6 +72,11 @@ _TENSORS: dict[int, tuple[weakref.ref[np.ndarray], Any]] = {}
 _KEEP = 4  # train and validation features and targets: one study's data
 
 
+def release_tensors() -> None:
+    """Forget the tensors copied for the last study (its loop of trials has ended)."""
+    _TENSORS.clear()
+
+
 def _tensor(array: np.ndarray) -> Any:
     import tensorflow as tf
 

@@ -32,7 +32,7 @@ from common.errors import FitscopeError, SpecError, TrackingError
 from experiments.tasks import task_kind
 from search import record as trial_record
 from search.storage import open_storage
-from search.study import default_study_name, observed
+from search.study import default_study_name, observed, trial_loop
 
 if TYPE_CHECKING:
     import keras_tuner
@@ -199,6 +199,6 @@ def run_kerastuner(
     runner = FitscopeTuner(make_oracle(tuner, spec, settings.seed), hypermodel, spec, data,
                            settings, study, observers, tuner)
     keras.backend.clear_session()  # discovering the space built a few models
-    with observed(study, spec, observers):
+    with observed(study, spec, observers), trial_loop():
         runner.search(verbose=0)  # fitscope's console reports; KerasTuner's display is off
     return study

@@ -22,6 +22,7 @@ from common.masking import mask_url
 from common.text import first_line
 from experiments.tasks import task_kind
 from search import record as trial_record
+from search.inputs import release_tensors
 from search.interrupts import (
     STORAGE_MODULES,
     InterruptGuard,
@@ -360,7 +361,7 @@ def run_study(
             observer.on_trial_end(study, record)
         raise_if_interrupted()  # one deferred or swallowed while the trial ended: ask no other
 
-    with observed(study, spec, observers), frozen_heap():
+    with observed(study, spec, observers), trial_loop():
         callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = [
             tell_observers
         ]
@@ -383,6 +384,18 @@ def run_study(
                     raise
                 raise failure from None
     return study
+
+
+@contextmanager
+def trial_loop() -> Iterator[None]:
+    """What a loop of trials holds only while it runs, for either engine: the frozen heap, and the
+    study's arrays as tensors (`search.inputs`: ~150 MB for Fashion-MNIST), released when it ends
+    so that a notebook or a program that goes on after a study does not keep them."""
+    with frozen_heap():
+        try:
+            yield
+        finally:
+            release_tensors()
 
 
 @contextmanager

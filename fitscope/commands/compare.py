@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--tuner", choices=("hyperband", "random", "bayesian"),
                         default="hyperband", help="KerasTuner's search (default hyperband)")
     add_options(parser, "storage", "tracking", "data", "verbose")
-    parser.set_defaults(handler=compare)
+    parser.set_defaults(handler=compare, loads_keras=True)
 
 
 def compare(args: argparse.Namespace) -> int:

@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=positive_int, default=1, metavar="N",
                         help="retrain in N processes, one (configuration, seed) each (default 1)")
     add_options(parser, "storage", "tracking", "data", "verbose")
-    parser.set_defaults(handler=confirm)
+    parser.set_defaults(handler=confirm, loads_keras=True)
 
 
 def confirm(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", metavar="URI", help="model URI instead of models:/EXP@best "
                         "(models:/EXP/3, runs:/<parent run>/best_model, ...)")
     add_options(parser, "tracking")
-    parser.set_defaults(handler=predict)
+    parser.set_defaults(handler=predict, loads_keras=True)
 
 
 def predict(args: argparse.Namespace) -> int:

@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("run_id", help="MLflow run id of a trial (a child run of a study)")
     add_options(parser, "tracking", "data", "verbose")
-    parser.set_defaults(handler=rerun)
+    parser.set_defaults(handler=rerun, loads_keras=True)
 
 
 def rerun(args: argparse.Namespace) -> int:

@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                           "visible; none = CPU only)")
     parallel.add_argument("--workers-per-gpu", type=positive_int, metavar="K",
                           help="workers sharing each GPU (default 1)")
-    parser.set_defaults(handler=search)
+    parser.set_defaults(handler=search, loads_keras=True)
 
 
 def search(args: argparse.Namespace) -> int:

@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     # set by `fitscope search --workers N` only
     parser.add_argument("--supervisor-fds", help=argparse.SUPPRESS)
     parser.add_argument("--command", help=argparse.SUPPRESS)
-    parser.set_defaults(handler=worker)
+    parser.set_defaults(handler=worker, loads_keras=True)
 
 
 def worker(args: argparse.Namespace) -> int:

@@ -23,10 +23,12 @@ def test_an_unknown_backend_is_one_line_before_keras_loads(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("KERAS_BACKEND", "numpy")  # Keras has it, but it cannot train
-    assert main(["show", "iris"]) == 2
+    assert main(["search", "iris", "--trials", "1"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == ("fitscope: error: KERAS_BACKEND=numpy: fitscope trains on "
                            "tensorflow, jax or torch")
+    # what loads no model answers whatever the environment names
+    assert main(["show", "iris"]) == 0
 
 
 def test_a_backend_is_refused_exactly_when_its_package_is_missing() -> None:

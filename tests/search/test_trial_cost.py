@@ -18,6 +18,7 @@ from optuna.storages import InMemoryStorage
 from experiments.data import load_dataset
 from experiments.registry import load_spec
 from fitscope.session import session_for
+from search import inputs
 from search.study import open_study, run_study
 from tests.conftest import write_spec
 
@@ -35,12 +36,14 @@ class FreezeWatcher:
 
     def __init__(self) -> None:
         self.frozen: list[int] = []
+        self.tensors: list[int] = []
 
     def on_study_start(self, study: Any, spec: Any) -> None:
         pass
 
     def on_trial_end(self, study: Any, record: Any) -> None:
         self.frozen.append(gc.get_freeze_count())
+        self.tensors.append(len(inputs._TENSORS))
 
     def on_study_end(self, study: Any, outcome: str) -> None:
         pass
@@ -94,3 +97,5 @@ def test_no_per_trial_code_of_fitscope_reads_all_trials(
     # and are handed back to the collector when the loop ends
     assert len(watcher.frozen) == 3 and min(watcher.frozen) > 100_000
     assert gc.get_freeze_count() == 0
+    # the study's data is copied into TensorFlow once for all trials, and not kept past them
+    assert min(watcher.tensors) > 0 and not inputs._TENSORS
