@@ -172,6 +172,19 @@ def listen_addresses(port: int) -> set[str]:
     return found
 
 
+def group_commands(group: int) -> list[str]:
+    """The command lines of the live processes in process group `group` (Linux /proc)."""
+    commands = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == group:  # after the state: ppid, then pgrp
+                commands.append((stat.parent / "cmdline").read_text().replace("\0", " "))
+        except (OSError, IndexError, ValueError):
+            continue  # ended while being read
+    return commands
+
+
 @pytest.mark.slow  # starts MLflow's server (several seconds)
 def test_ui_binds_to_loopback_by_default(workdir: Path, tracking_uri: str) -> None:
     port = free_port()
@@ -182,6 +195,9 @@ def test_ui_binds_to_loopback_by_default(workdir: Path, tracking_uri: str) -> No
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
             assert response.status == 200
         assert listen_addresses(port) == {"0100007F"}  # 127.0.0.1, and nothing else
+        # MLflow's GenAI job runner and its huey consumers stay off: a viewer needs none of them
+        commands = group_commands(ui.proc.pid)
+        assert commands and not [c for c in commands if "huey" in c or "job" in c], commands
     finally:
         ui.terminate_group()  # fitscope became `mlflow server` (exec), which has workers
         ui.wait(limit=60)
@@ -209,6 +225,7 @@ def test_ui_elsewhere_needs_the_flag_and_warns(
     # the store travels in the environment: `ps` shows a command line to every user
     assert tracking_uri not in " ".join(started[0])
     assert environments[0]["MLFLOW_BACKEND_STORE_URI"] == tracking_uri
+    assert environments[0]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"  # no GenAI jobs
 
     main(["ui", "--host", "0.0.0.0", "--port", "5055", "--tracking-uri", tracking_uri])
     out, err = capsys.readouterr()
