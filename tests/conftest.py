@@ -9,8 +9,11 @@ FITSCOPE_DATA_DIR is honoured when a developer sets it, never defaulted.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -117,22 +120,31 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-@pytest.fixture(scope="session")
-def _empty_mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An MLflow SQLite store with its schema made and nothing in it. Making one runs MLflow's
-    schema migrations, ~3 s on 2 cores, which every test that only needs *a* store would pay
-    again; the tests that start a user's first search in an empty folder still pay it."""
+@functools.cache
+def _mlflow_template() -> Path:
+    """An MLflow SQLite store with its schema made and nothing in it, once per test process.
+    Making one runs MLflow's schema migrations, ~2.5 s on 2 cores, which every test that only
+    needs *a* store would pay again; the tests that start a user's first search in an empty
+    folder (and the launcher's own server there) still pay it."""
     from mlflow.tracking import MlflowClient
 
-    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    folder = Path(tempfile.mkdtemp(prefix="fitscope-mlflow-template-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = folder / "mlflow.db"
     MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
     return path
 
 
+def empty_mlflow_store(path: Path) -> str:
+    """A copy of the empty, already-migrated MLflow store at `path`; its tracking URI."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_mlflow_template(), path)
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture
-def tracking_uri(workdir: Path, _empty_mlflow_store: Path) -> str:
-    shutil.copyfile(_empty_mlflow_store, workdir / "mlflow.db")
-    return f"sqlite:///{workdir / 'mlflow.db'}"
+def tracking_uri(workdir: Path) -> str:
+    return empty_mlflow_store(workdir / "mlflow.db")
 
 
 def write_spec(folder: Path, base: str, **overrides: object) -> Path:

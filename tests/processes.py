@@ -124,6 +124,10 @@ class MlflowServer:
         self.uri = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = folder / "mlflow-server.log"
+        if not (folder / "mlflow.db").exists():  # an empty store: spare the server's migrations
+            from tests.conftest import empty_mlflow_store
+
+            empty_mlflow_store(folder / "mlflow.db")
 
     def start(self) -> None:
         command = [

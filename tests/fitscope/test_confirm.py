@@ -27,7 +27,7 @@ from mlflow.tracking import MlflowClient
 from analysis.confirm import CONFIRM_ATTR
 from fitscope.cli import main
 from fitscope.confirm import confirm_seed
-from tests.conftest import mlflow_runs, use_as_workdir, write_spec
+from tests.conftest import empty_mlflow_store, mlflow_runs, use_as_workdir, write_spec
 from tests.processes import Fitscope, wait_until
 
 
@@ -56,7 +56,7 @@ def confirmed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Confirmed]:
     """A 2-trial iris study (4 epochs), then `confirm --top 2 --seeds 2 --workers 2`: the four
     retrains in a pool of two spawned processes."""
     folder = tmp_path_factory.mktemp("iris-confirm")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    uri = empty_mlflow_store(folder / "mlflow.db")
     with pytest.MonkeyPatch.context() as patch:
         use_as_workdir(patch, folder)
         spec = write_spec(folder, "iris", train__max_epochs=4, train__patience=3,

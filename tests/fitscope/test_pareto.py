@@ -30,7 +30,7 @@ import pandas as pd
 import pytest
 
 from fitscope.cli import main
-from tests.conftest import mlflow_runs, use_as_workdir, write_spec
+from tests.conftest import empty_mlflow_store, mlflow_runs, use_as_workdir, write_spec
 
 STUDY = "pareto"
 SMALL_GOOD = {"units_0": 8, "optimizer": "adam", "learning_rate": 0.05}  # A
@@ -63,7 +63,7 @@ def pareto_spec(folder: Path, objectives: list[str] | None = None) -> Path:
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Study]:
     folder = tmp_path_factory.mktemp("pareto")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    uri = empty_mlflow_store(folder / "mlflow.db")
     storage = f"sqlite:///{folder / 'optuna.db'}"
     with pytest.MonkeyPatch.context() as patch:
         use_as_workdir(patch, folder)
@@ -154,7 +154,7 @@ def test_resuming_with_other_objectives_is_refused(
         spec = pareto_spec(tmp_path, objectives)
     storage = f"sqlite:///{study.folder / 'optuna.db'}"
     code = main(["search", str(spec), "--study", STUDY, "--storage", storage, "--trials", "1",
-                 "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"])
+                 "--tracking-uri", empty_mlflow_store(tmp_path / "mlflow.db")])
     error = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert "was created with objectives val_loss (minimize), n_params (minimize)" in error[-1]

@@ -22,7 +22,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from fitscope.cli import main
-from tests.conftest import TABULAR, mlflow_runs, write_spec
+from tests.conftest import TABULAR, empty_mlflow_store, mlflow_runs, write_spec
 from tests.processes import free_port, wait_until
 
 RAW = TABULAR / "titanic_simple.csv"
@@ -46,7 +46,7 @@ def titanic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Study]:
         patch.setenv("FITSCOPE_RUNS_DIR", str(folder / "runs"))
         spec = write_spec(folder, "titanic", train__max_epochs=3, train__patience=2,
                           search__pruner="none")
-        tracking = f"sqlite:///{folder / 'mlflow.db'}"
+        tracking = empty_mlflow_store(folder / "mlflow.db")
         assert main(["search", str(spec), "--trials", "2", "--tracking-uri", tracking]) == 0
         yield Study(folder, spec, tracking)
 

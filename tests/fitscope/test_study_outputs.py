@@ -37,7 +37,7 @@ from experiments.tasks import task_kind
 from experiments.thresholds import FitThresholds
 from fitscope.cli import main
 from search.record import BASELINE_LOSS, record_from_trial
-from tests.conftest import mlflow_runs, use_as_workdir, write_spec
+from tests.conftest import empty_mlflow_store, mlflow_runs, use_as_workdir, write_spec
 
 STUDY = "outputs"
 LIFTED = {"underfit_ratio": 5.0, "tail_slope": 1.0}  # nothing here is judged underfit
@@ -57,7 +57,7 @@ class Study:
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Study]:
     folder = tmp_path_factory.mktemp("study-outputs")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    uri = empty_mlflow_store(folder / "mlflow.db")
     storage = f"sqlite:///{folder / 'optuna.db'}"
     with pytest.MonkeyPatch.context() as patch:
         use_as_workdir(patch, folder)

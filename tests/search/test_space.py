@@ -13,7 +13,7 @@ from fitscope.cli import main
 from search.params import TrialParams
 from search.space import sample_params
 from search.study import Objective, StudySettings
-from tests.conftest import mlflow_runs, write_spec
+from tests.conftest import empty_mlflow_store, mlflow_runs, write_spec
 
 BASE = {"activation": "relu", "optimizer": "adam", "learning_rate": 1e-3, "batch_size": 32,
         "dropout": 0.1}
@@ -166,7 +166,7 @@ def test_a_search_with_per_optimizer_rates_records_learning_rate(
             "learning_rate"]
     assert main(["rerun", children[0].info.run_id, "--tracking-uri", tracking_uri]) == 0
     # the KerasTuner engine takes the same spec (conditional learning_rate_<optimizer> hps)
-    kerastuner_uri = f"sqlite:///{workdir / 'mlflow-kerastuner.db'}"
+    kerastuner_uri = empty_mlflow_store(workdir / "mlflow-kerastuner.db")
     assert main(["search", str(spec), "--engine", "kerastuner", "--tuner", "random",
                  "--trials", "3", "--tracking-uri", kerastuner_uri]) == 0
     _, kerastuner_children = mlflow_runs(kerastuner_uri, "xor")

@@ -75,13 +75,14 @@ def test_a_tracker_writing_in_the_background_writes_the_same_runs_as_one_in_the_
     from experiments.registry import load_spec
     from fitscope.session import session_for
     from search.study import StudySettings, run_study
-    from tests.conftest import mlflow_runs, write_spec
+    from tests.conftest import empty_mlflow_store, mlflow_runs, write_spec
 
     spec = load_spec(str(write_spec(workdir, "xor", train__max_epochs=4, train__patience=4)))
     data = load_dataset(spec)
     settings = StudySettings(study_name="both", storage=f"sqlite:///{workdir / 'optuna.db'}",
                              trials=3, timeout=None, seed=3, runs_dir=workdir / "runs")
-    uris = {mode: f"sqlite:///{workdir / f'{mode}.db'}" for mode in ("background", "foreground")}
+    uris = {mode: empty_mlflow_store(workdir / f"{mode}.db")
+            for mode in ("background", "foreground")}
     trackers = [
         session_for(spec, settings, uris[mode], data).mlflow(
             log_best_model=False, background=mode == "background")

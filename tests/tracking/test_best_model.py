@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 from common.errors import InputError
 from experiments.data.raw_inputs import RawInputs
 from search.record import TrialRecord
+from tests.conftest import empty_mlflow_store
 from tracking.best_model import BEST_ALIAS, Winner, log_best_model, move_best_alias
 
 CLASSES = tuple(f"c{i}" for i in range(10))
@@ -38,7 +39,7 @@ def test_an_image_winner_takes_raw_pixels_and_names_a_wrong_shape(tmp_path: Path
     network.save(tmp_path / "trial.keras")
     inputs = RawInputs(kind="images", task="multiclass", class_names=CLASSES,
                        example=np.zeros((2, 28, 28), np.float32), scale="divide255")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = empty_mlflow_store(tmp_path / "mlflow.db")
     client = MlflowClient(tracking_uri=uri)
     experiment = client.create_experiment("fashion")
     parent = client.create_run(experiment).info.run_id
@@ -62,7 +63,7 @@ def test_an_image_winner_takes_raw_pixels_and_names_a_wrong_shape(tmp_path: Path
 
 
 def test_the_best_alias_moves_only_to_a_better_model(tmp_path: Path) -> None:
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(tracking_uri=empty_mlflow_store(tmp_path / "mlflow.db"))
     client.create_registered_model("fashion")
 
     def version(winner: Winner) -> str:

@@ -7,12 +7,13 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from tests.conftest import empty_mlflow_store
 from tracking.best_model import BEST_ALIAS
 from tracking.confirm_runs import move_alias_to
 
 
 def test_the_alias_moves_to_the_confirmed_winner_of_the_same_study(tmp_path: Path) -> None:
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(empty_mlflow_store(tmp_path / "mlflow.db"))
     client.create_registered_model("iris")
     first = client.create_model_version("iris", str(tmp_path / "a"), tags={"study": "s",
                                                                            "trial": "0"})
@@ -31,5 +32,5 @@ def test_the_alias_moves_to_the_confirmed_winner_of_the_same_study(tmp_path: Pat
 
 
 def test_no_registered_model_leaves_the_alias_alone(tmp_path: Path) -> None:
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(empty_mlflow_store(tmp_path / "mlflow.db"))
     assert "no registered model iris holds it" in move_alias_to(client, "iris", "s", 1)

@@ -17,7 +17,7 @@ from experiments.data import clear_cache, load_dataset
 from experiments.registry import load_spec
 from fitscope.cli import main
 from fitscope.rerun import as_written, spec_from_params
-from tests.conftest import TABULAR, mlflow_runs, use_as_workdir, write_spec
+from tests.conftest import TABULAR, empty_mlflow_store, mlflow_runs, use_as_workdir, write_spec
 from tests.processes import Fitscope
 from tracking.study_runs import SPEC_ARTIFACT
 
@@ -40,7 +40,7 @@ class Study:
 def iris_study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Study]:
     """One small iris study shared by the tests below (3 trials of 4 epochs)."""
     folder = tmp_path_factory.mktemp("iris-study")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    uri = empty_mlflow_store(folder / "mlflow.db")
     with pytest.MonkeyPatch.context() as patch:
         use_as_workdir(patch, folder)
         spec = write_spec(folder, "iris", train__max_epochs=4, train__patience=3,
