@@ -43,9 +43,10 @@ def test_separately_started_workers_share_a_study_and_retry_a_dead_machine_s_tri
     # share the study; one "machine" dies mid-trial; its trial is failed through heartbeats and
     # retried by a live worker.
     storage = postgres.create_database("optuna_joint")
-    # 150 epochs (~8 s a trial): long enough to kill a worker in the middle of one
-    spec = write_spec(workdir, "iris", name="irisjoint", train__max_epochs=150,
-                      train__patience=150, search__pruner="none")
+    # 60 epochs (~4 s a trial): the kill needs no long trial (kill_mid_trial freezes the worker
+    # and checks its trial is still running), and every trial here runs to its end but one
+    spec = write_spec(workdir, "iris", name="irisjoint", train__max_epochs=60,
+                      train__patience=60, search__pruner="none")
     # heartbeat every second, dead after 4 s without one (defaults: 30 s and 120 s)
     command = ["worker", str(spec), "--study", "joint", "--storage", storage,
                "--tracking-uri", mlflow_server, "--heartbeat", "1", "--grace", "4"]
