@@ -76,10 +76,10 @@ def main(argv: list[str] | None = None) -> int:
 
     show(_peak_lines(keep("peak", peak.run(epochs=1 if args.quick else 2, quick=args.quick))))
     show(input_pipeline.lines(keep("input_pipeline", input_pipeline.run(quick=args.quick))))
-    keep("startup", startup.cli_timings(args.repeats))
+    keep("startup", startup.cli_timings(1 if args.quick else args.repeats))
     # 50 XOR trials take ~2 min here (TensorFlow traces every new model for ~1.5 s), more
-    # than bench-quick's budget: it measures 15 and quotes the growth per trial too
-    keep("memory", startup.rss_growth(15 if args.quick else 50))
+    # than bench-quick's budget: it measures 10 and quotes the growth per trial too
+    keep("memory", startup.rss_growth(10 if args.quick else 50))
     if not args.quick:
         keep("memory_keras", startup.keras_rss_growth(50))
     show(_startup_lines(results["startup"], results["memory"], results.get("memory_keras")))
