@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from tests.conftest import empty_mlflow_store
+
 FITSCOPE = Path(sys.executable).parent / "fitscope"
 HANG_GUARD_S = 300.0  # far beyond any normal wait here; only a hang reaches it
 
@@ -125,8 +127,6 @@ class MlflowServer:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = folder / "mlflow-server.log"
         if not (folder / "mlflow.db").exists():  # an empty store: spare the server's migrations
-            from tests.conftest import empty_mlflow_store
-
             empty_mlflow_store(folder / "mlflow.db")
 
     def start(self) -> None:

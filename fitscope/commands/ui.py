@@ -101,8 +101,8 @@ def server_command(host: str, port: int) -> list[str]:
 
 def server_env(tracking: str) -> dict[str, str]:
     """The environment of `mlflow server`: the store it serves, and MLflow 3's GenAI job runner
-    off unless the user turned it on (it starts eight more processes importing MLflow, ~20 s of
-    CPU before the UI answers on 2 cores, for jobs fitscope's runs never use)."""
+    off unless the user turned it on (it starts eight more processes importing MLflow beside the
+    UI, for jobs that fitscope's runs never use)."""
     return {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ,
             "MLFLOW_BACKEND_STORE_URI": tracking}
 

@@ -195,9 +195,11 @@ def test_ui_binds_to_loopback_by_default(workdir: Path, tracking_uri: str) -> No
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
             assert response.status == 200
         assert listen_addresses(port) == {"0100007F"}  # 127.0.0.1, and nothing else
-        # MLflow's GenAI job runner and its huey consumers stay off: a viewer needs none of them
+        # MLflow's server and its uvicorn only: the GenAI job runner and its huey consumers
+        # (`python -m mlflow.server.jobs...`) stay off, a viewer needs none of them
         commands = group_commands(ui.proc.pid)
-        assert commands and not [c for c in commands if "huey" in c or "job" in c], commands
+        assert commands and all(" -m mlflow server " in c or " -m uvicorn " in c
+                                for c in commands), commands
     finally:
         ui.terminate_group()  # fitscope became `mlflow server` (exec), which has workers
         ui.wait(limit=60)
