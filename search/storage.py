@@ -62,13 +62,16 @@ def open_storage(
         engine_kwargs["connect_args"] = {"timeout": 60}
     for attempt in range(SCHEMA_RACE_RETRIES + 1):
         try:
-            return RDBStorage(
+            storage = RDBStorage(
                 sqlalchemy_url(url),
                 heartbeat_interval=heartbeat.interval,
                 grace_period=heartbeat.grace,
                 heartbeat_stale_trial_callback=_StaleTrials(on_stale),
                 engine_kwargs=engine_kwargs,
             )
+            if url.startswith("sqlite:///"):
+                write_ahead_log(storage.engine)
+            return storage
         except Exception as exc:  # SQLAlchemy raises many types: "cannot open this storage"
             if attempt < SCHEMA_RACE_RETRIES and _lost_schema_race(exc):
                 # workers started at the same moment on an empty database all create Optuna's
@@ -79,6 +82,30 @@ def open_storage(
                 f"cannot open storage {mask_url(url)}: {first_line(exc)}"
             ) from None
     raise AssertionError("unreachable")
+
+
+def write_ahead_log(engine: Any) -> None:
+    """Open every connection of a SQLite storage in write-ahead-log mode, synchronous NORMAL.
+
+    A trial writes a dozen user attrs, one transaction each (Optuna has no batch write). In
+    SQLite's default rollback-journal mode each commit fsyncs twice and took ~9 ms here, ~0.12 s
+    a trial; in WAL mode with `synchronous=NORMAL` a commit appends to the log without an fsync.
+    A killed process still loses nothing committed (only a power cut can lose the last commits),
+    and readers no longer block the writer. WAL is a property of the file, kept once set; it
+    needs every process on one machine, as SQLite's locks always did (PostgreSQL is for many).
+    """
+    from sqlalchemy import event
+
+    def pragmas(connection: Any, _record: Any) -> None:
+        cursor = connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+    event.listen(engine, "connect", pragmas)
+    engine.dispose()  # the connection that created the tables predates the listener
 
 
 StaleTrialCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
