@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from common.text import first_line
+from reporting.plot_process import PlotProcess
 from tracking.background import BackgroundWriter
 from tracking.parent_policy import POLICIES
 from tracking.study_runs import tracking_errors
@@ -43,6 +44,8 @@ class MlflowObserver:
         self.runs = runs
         self.policy = POLICIES[role]
         self.writer = BackgroundWriter() if background else None
+        if background:  # the writer thread must not hold the GIL the training loop needs
+            runs.figures = PlotProcess()
         self.unsynced: list[int] = []  # trials MLflow refused: `fitscope sync` writes them
         self.warned_unreachable = False
 
@@ -68,6 +71,8 @@ class MlflowObserver:
     def on_study_end(self, study: optuna.Study, outcome: str) -> None:
         if self.writer is not None:
             self.writer.drain()  # every trial's run is written (or known unsynced) from here on
+        if isinstance(self.runs.figures, PlotProcess):
+            self.runs.figures.close()  # a later trial of this process starts it again
         if self.runs.parent_run_id:
             self.policy.close(self.runs, study, outcome)
 

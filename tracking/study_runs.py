@@ -20,6 +20,7 @@ from common.errors import TrackingError
 from common.masking import mask_url
 from common.text import first_line
 from experiments.tasks import task_kind
+from reporting import plots
 from search import record as trial_record
 from search.objectives import best_trial, is_multi_objective, pareto_numbers, study_objectives
 from search.record import TrialRecord, record_from_trial
@@ -93,6 +94,7 @@ class StudyRuns:
         self.logged: dict[int, str] = {}  # trial number -> child run id
         self.partial: dict[int, list[tuple[str, int]]] = {}  # RUNNING children: (id, start ms)
         self.pareto_tags: dict[int, str | None] = {}  # trial number -> its run's pareto tag
+        self.figures: Any = plots  # a live study draws in a process of its own (MlflowObserver)
 
     # --- the study's own record in Optuna ---------------------------------------------
     def remember_in_study(self, study: optuna.Study) -> None:
@@ -226,6 +228,7 @@ class StudyRuns:
             self.class_names,
             diagnosis,
             tags=run_tags(self.settings.command, self.data_sha256),
+            figures=self.figures,
         )
         self.logged[record.number] = run_id
         return run_id

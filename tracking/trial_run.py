@@ -39,11 +39,13 @@ def log_trial_run(
     diagnosis: Diagnosis | None = None,
     tags: dict[str, str] | None = None,
     run_name: str | None = None,
+    figures: Any = plots,
 ) -> str:
     """Create the child run of one finished trial and close it with its true status.
 
     `tags` are added to (and may override) the run's own tags: the environment fingerprint,
-    or `fitscope.role=rerun` for `fitscope rerun`.
+    or `fitscope.role=rerun` for `fitscope rerun`. `figures` draws the plots: reporting.plots,
+    or a live study's reporting.plot_process.PlotProcess.
     """
     from mlflow.entities import Metric, Param, RunTag
 
@@ -75,7 +77,7 @@ def log_trial_run(
         metrics += [Metric(k, v, now, 0) for k, v in _final_metrics(record, diagnosis).items()]
         _log_in_batches(client, run_id, metrics, [Param(k, str(v)) for k, v in params.items()])
         client.log_batch(run_id, tags=[RunTag("seed", str(record.seed))])
-        _log_artifacts(client, run_id, record, task_metric, class_names)
+        _log_artifacts(client, run_id, record, task_metric, class_names, figures)
     except BaseException:
         # A half-written run would pass for the trial's record: delete it. The record stays in
         # the Optuna storage and `sync` writes the run again; if MLflow is gone and the delete
@@ -145,12 +147,13 @@ def _log_artifacts(
     record: TrialRecord,
     task_metric: str,
     class_names: Sequence[str] | None,
+    figures: Any,
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="fitscope-") as tmp:
         folder = Path(tmp)
         title = f"trial {record.number} ({record.state.lower()})"
         if record.history.get("loss"):
-            plots.learning_curves(
+            figures.learning_curves(
                 record.history,
                 task_metric,
                 record.best_epoch,
@@ -160,7 +163,7 @@ def _log_artifacts(
         if record.model_summary:
             (folder / "model_summary.txt").write_text(record.model_summary, encoding="utf-8")
         if record.confusion_matrix:
-            plots.confusion_matrix(
+            figures.confusion_matrix(
                 record.confusion_matrix, class_names, folder / "confusion_matrix.png", title
             )
         if record.classification_report:
