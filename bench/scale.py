@@ -317,10 +317,10 @@ def lines(result: dict[str, Any]) -> list[str]:
         "console. Overhead = start-to-start wall time minus the trial's `fit`; Optuna = its "
         "sampler's and pruner's calls inside that overhead; fitscope = the rest; bare Keras = "
         "the same Keras work per candidate with no study (fitscope's training call and "
-        "`clear_session`, minus `fit`), measured in the same process just before; Keras in "
-        "study = that work timed inside each study trial; bookkeeping = fitscope minus bare "
-        "Keras (bare Keras is measured half before the study's trials, half after); loop code = "
-        "fitscope minus each trial's own Keras work, trial by trial. Medians.",
+        "`clear_session`, minus `fit`), measured in the same process, half before the study's "
+        "trials and half after; Keras in study = that work timed inside each study trial; "
+        "bookkeeping = fitscope minus bare Keras; loop code = fitscope minus each trial's own "
+        "Keras work, trial by trial. Medians.",
         "",
         "| storage | trials in study | overhead s | Optuna s | fitscope s | bare Keras s "
         "| Keras in study s | bookkeeping s | loop code s | report s |",
