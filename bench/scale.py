@@ -9,11 +9,11 @@ Per trial it reports:
 - overhead: start-to-start wall time minus the trial's own `fit` (train_seconds), i.e.
   everything fitscope, Optuna and MLflow add around the training;
 - Optuna's own cost inside that overhead: the study loop's `ask` and `tell` (the trial's rows,
-  Optuna's own reads of it, the sampler's `before_trial`/`after_trial`) and the sampler's and
-  the pruner's calls from inside the objective, timed by wrapping them; the sampling part grows
-  with the study by design (TPE models every finished trial). A plain Optuna loop pays all of it;
-  the sampler's and pruner's calls alone are reported too ("sampler"), which is all this item
-  counted as Optuna's before 2026-12-01;
+  Optuna's own reads of it, the sampler's `before_trial`/`after_trial`), each `suggest_*` (the
+  sampler's draw and the param's write) and the pruner's calls, timed by wrapping them; the
+  sampling part grows with the study by design (TPE models every finished trial). A plain
+  Optuna loop pays all of it; the sampler's and pruner's calls alone are reported too
+  ("sampler"), which is all this item counted as Optuna's before 2026-12-01;
 - fitscope's share: overhead minus Optuna's own cost;
 - bare Keras: the same per-trial Keras work with no study around it, measured in the same process,
   half just before the study's trials and half just after (fitscope's training call
@@ -280,9 +280,9 @@ class _KerasClock:
 class _TimedOptuna:
     """Clocks Optuna's own per-trial work: `ask` and `tell` as the study loop calls them (the
     trial's creation, the waiting-trial and stale-trial checks, the reads of the new trial, its
-    final state write, and the sampler's `before_trial`/`after_trial`), and every sampler and
-    pruner call made from inside the objective (TPE's `suggest_*` work). A plain Optuna loop with
-    the same objective pays all of it, so none of it is fitscope's.
+    final state write, and the sampler's `before_trial`/`after_trial`), each `suggest_*` (the
+    sampler's draw and the param's write) and every pruner call. A plain Optuna loop with the
+    same objective pays all of it, so none of it is fitscope's.
 
     `sampling` keeps the sampler's and pruner's calls alone, what this item counted as Optuna's
     before 2026-12-01 (the ask/tell storage work was then charged to fitscope).
@@ -290,6 +290,7 @@ class _TimedOptuna:
 
     def __init__(self, study: Any) -> None:
         import optuna.study._optimize as optimize
+        from optuna.trial import Trial
 
         self.seconds: list[float] = []  # one entry per outermost timed call, in order
         self.sampling: list[float] = []  # the same, sampler and pruner calls only
@@ -297,6 +298,7 @@ class _TimedOptuna:
         self._depth = 0  # calls nested in a timed one (ask calls the sampler) count once
         self._nested = 0.0  # sampler seconds inside the current outermost call
         self._optimize, self._tell = optimize, optimize._tell_with_warning
+        self._trial_class, self._suggest = Trial, Trial._suggest
         sampler, pruner = study.sampler, study.pruner
         for name in ("infer_relative_search_space", "sample_relative", "sample_independent",
                      "before_trial", "after_trial"):
@@ -304,9 +306,12 @@ class _TimedOptuna:
         pruner.prune = self._timed(pruner.prune, sampling=True)
         study.ask = self._timed(study.ask, starts_trial=True)
         optimize._tell_with_warning = self._timed(self._tell)  # `_run_trial` looks it up here
+        # every suggest_* calls it; patched on the class, as the objective's trial is made later
+        self._trial_class._suggest = self._timed(self._suggest)  # type: ignore[method-assign]
 
     def restore(self) -> None:
         self._optimize._tell_with_warning = self._tell
+        self._trial_class._suggest = self._suggest  # type: ignore[method-assign]
 
     def _timed(self, method: Any, starts_trial: bool = False, sampling: bool = False) -> Any:
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -356,13 +361,13 @@ def lines(result: dict[str, Any]) -> list[str]:
         f"xor, 5 epochs a trial; each study is first filled with recorded trials shaped like real "
         f"ones, then {result['trials']} real trials run with the MLflow observer and the "
         "console. Overhead = start-to-start wall time minus the trial's `fit`; Optuna = the "
-        "study loop's `ask` and `tell` and the sampler's and pruner's calls inside that "
-        "overhead (sampler = those calls alone); fitscope = the rest; bare Keras = "
-        "the same Keras work per candidate with no study (fitscope's training call and "
-        "`clear_session`, minus `fit`), measured in the same process, half before the study's "
-        "trials and half after; Keras in study = that work timed inside each study trial; "
-        "bookkeeping = fitscope minus bare Keras; loop code = fitscope minus each trial's own "
-        "Keras work, trial by trial. Medians.",
+        "study loop's `ask` and `tell`, each `suggest_*` and the pruner's calls inside that "
+        "overhead (sampler = the sampler's and pruner's calls alone); fitscope = the rest; "
+        "bare Keras = the same Keras work per candidate with no study (fitscope's training "
+        "call and `clear_session`, minus `fit`), measured in the same process, half before "
+        "the study's trials and half after; Keras in study = that work timed inside each "
+        "study trial; bookkeeping = fitscope minus bare Keras; loop code = fitscope minus each "
+        "trial's own Keras work, trial by trial. Medians.",
         "",
         "| storage | trials in study | overhead s | Optuna s | sampler s | fitscope s "
         "| bare Keras s | Keras in study s | bookkeeping s | loop code s | report s |",
