@@ -22,6 +22,7 @@ from common.masking import mask_url
 from common.text import first_line
 from experiments.tasks import task_kind
 from search import record as trial_record
+from search.batched_attrs import set_user_attrs
 from search.inputs import release_tensors
 from search.interrupts import (
     STORAGE_MODULES,
@@ -226,8 +227,8 @@ class Objective:
                                 f"sampling the search space failed: {describe_failure(exc)}")
             raise
         seed = trial_seed(self.settings.seed, trial.number)
-        trial.set_user_attr(trial_record.PARAMS, params.flat())
-        trial.set_user_attr(trial_record.SETTINGS, self.trial_settings(seed))
+        set_user_attrs(trial, {trial_record.PARAMS: params.flat(),
+                               trial_record.SETTINGS: self.trial_settings(seed)})
         callbacks: list[Any] = []
         if self.spec.search.pruner != "none":
             from optuna_integration import KerasPruningCallback
@@ -279,8 +280,7 @@ class Objective:
             path = self.settings.runs_dir / f"trial-{trial.number:05d}.keras"
             result.model.save(path)
             model_path = str(path.resolve())
-        for key, value in fit_attrs(result, model_path).items():
-            trial.set_user_attr(key, value)
+        set_user_attrs(trial, fit_attrs(result, model_path))  # one transaction, not ten
 
 
 class _CurveSaver:
