@@ -32,6 +32,7 @@ Per trial it reports:
 
 and the time `fitscope report` takes to build the report of a study of that size.
 
+Each size runs in a fresh process, so that none pays for the Keras models of the sizes before it.
 `python -m bench.scale [--sizes 0,50,250,1000] [--trials 20] [--postgres]`; `make bench` runs it as
 its scale item.
 """
@@ -59,24 +60,43 @@ REPORT = "\n".join(f"{name:>12}  0.7500  0.7500  0.7500  {n}"
 
 
 def run(sizes: list[int], trials: int = 20, postgres: bool = False) -> dict[str, Any]:
-    """Per storage and size: per-trial overhead, Optuna's share of it, and report time."""
-    from fitscope.invocation import quiet_libraries
-
-    quiet_libraries()  # Optuna's and MLflow's log levels as `fitscope search` sets them
+    """Per storage and size: per-trial overhead, Optuna's share of it, and report time; each size
+    measured in a process of its own (`_in_own_process`)."""
     out: dict[str, Any] = {"trials": trials, "sizes": sizes, "storages": {}}
     storages = ["sqlite"] + (["postgresql"] if postgres else [])
     for kind in storages:
         with _storage_url(kind) as (url, folder):
-            rows = [_measure(url, folder, size, trials) for size in sizes]
+            rows = [_in_own_process(url, folder, size, trials) for size in sizes]
         out["storages"][kind] = rows
     return out
 
 
+def _in_own_process(url: str, folder: Path, size: int, trials: int) -> dict[str, Any]:
+    """`_measure` in a fresh Python process, so that every size starts at the same process age.
+
+    Keras and TensorFlow keep some state per model built that `clear_session` does not free, so
+    in one process the last size measured paid for the trials of all sizes before it: bare Keras
+    rose from 0.28 s a trial at the first size to 0.39 s at the last (SQLite, 2026-12-01 02:39
+    run), and fitscope's share, which holds that Keras work, rose with it. This item is about the
+    study's size; the process's age is another limit (docs/performance.md, Known limits).
+    """
+    import json
+    import subprocess
+    import sys
+
+    answer = folder / f"size-{size}.json"
+    subprocess.run([sys.executable, "-m", "bench.scale", "--one", url, str(folder), str(size),
+                    str(trials), str(answer)], check=True)
+    return json.loads(answer.read_text())  # type: ignore[no-any-return]
+
+
 def _measure(url: str, folder: Path, size: int, trials: int) -> dict[str, Any]:
+    from fitscope.invocation import quiet_libraries
     from fitscope.session import session_for
     from reporting.report import ReportContext, build_report
     from search.study import open_study, run_study
 
+    quiet_libraries()  # Optuna's and MLflow's log levels as `fitscope search` sets them
     spec = _spec()
     settings = _settings(spec, url, folder, f"scale-{size}", trials)
     study = open_study(spec, settings)
@@ -416,8 +436,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="0,50,250,1000,4000")
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--postgres", action="store_true", help="also on PostgreSQL")
+    parser.add_argument("--one", nargs=5, metavar=("URL", "FOLDER", "SIZE", "TRIALS", "ANSWER"),
+                        help=argparse.SUPPRESS)  # one size, in the process `run` starts for it
     args = parser.parse_args(argv)
     import json
+
+    if args.one:
+        url, folder, size, trials, answer = args.one
+        row = _measure(url, Path(folder), int(size), int(trials))
+        Path(answer).write_text(json.dumps(row))
+        return 0
 
     from bench.common import results_path, save
 
