@@ -1,13 +1,13 @@
 """Several user attrs of a running trial written in one storage transaction.
 
-Why hand-written: Optuna commits every `Trial.set_user_attr` on its own, and a trial's result is
-ten attrs (search.record.fit_attrs). On PostgreSQL each commit is several round trips to the
-server: ten attrs took 40 ms one by one and 26 ms in one transaction (SQLite in WAL mode: 26 and
-21 ms; docs/performance.md, issue 20). Optuna has no public call for several attrs, so on its RDB
-storage this runs, in one of the storage's own sessions, the per-attr step that
-`RDBStorage.set_trial_user_attr` itself runs (`_set_trial_attr_without_commit`: the trial must
-still be running, then an upsert). On any other storage, or an Optuna whose internals differ,
-it writes one attr at a time through the public call, as before.
+Why hand-written: Optuna commits every `Trial.set_user_attr` on its own, and a trial's result
+is up to nine attrs (search.record.fit_attrs). On PostgreSQL each commit is several round trips
+to the server: ten attrs took 40 ms one by one and 26 ms in one transaction (SQLite in WAL
+mode: 26 and 21 ms; docs/performance.md, issue 20). Optuna has no public call for several
+attrs, so on its RDB storage this runs, in one of the storage's own sessions, the per-attr step
+that `RDBStorage.set_trial_user_attr` itself runs (`_set_trial_attr_without_commit`: the trial
+must still be running, then an upsert). On any other storage, or an Optuna whose internals
+differ, it writes one attr at a time through the public call, as before.
 """
 
 from __future__ import annotations

@@ -280,7 +280,7 @@ class Objective:
             path = self.settings.runs_dir / f"trial-{trial.number:05d}.keras"
             result.model.save(path)
             model_path = str(path.resolve())
-        set_user_attrs(trial, fit_attrs(result, model_path))  # one transaction, not ten
+        set_user_attrs(trial, fit_attrs(result, model_path))  # one transaction, not nine
 
 
 class _CurveSaver:
