@@ -380,7 +380,8 @@ def lines(result: dict[str, Any]) -> list[str]:
         "",
         f"xor, 5 epochs a trial; each study is first filled with recorded trials shaped like real "
         f"ones, then {result['trials']} real trials run with the MLflow observer and the "
-        "console. Overhead = start-to-start wall time minus the trial's `fit`; Optuna = the "
+        "console. Fit = the trial's `fit`, the same work at every size (how fast the machine "
+        "ran that size); overhead = start-to-start wall time minus it; Optuna = the "
         "study loop's `ask` and `tell`, each `suggest_*` and the pruner's calls inside that "
         "overhead (sampler = the sampler's and pruner's calls alone); fitscope = the rest; "
         "bare Keras = the same Keras work per candidate with no study (fitscope's training "
@@ -389,12 +390,12 @@ def lines(result: dict[str, Any]) -> list[str]:
         "study trial; bookkeeping = fitscope minus bare Keras; loop code = fitscope minus each "
         "trial's own Keras work, trial by trial. Medians.",
         "",
-        "| storage | trials in study | overhead s | Optuna s | sampler s | fitscope s "
+        "| storage | trials in study | fit s | overhead s | Optuna s | sampler s | fitscope s "
         "| bare Keras s | Keras in study s | bookkeeping s | loop code s | report s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for kind, rows in result["storages"].items():
-        out += [f"| {kind} | {r['size']} | {r['overhead_median']:.3f} | "
+        out += [f"| {kind} | {r['size']} | {r['fit_median']:.3f} | {r['overhead_median']:.3f} | "
                 f"{r['optuna_median']:.3f} | {r.get('sampling_median', math.nan):.3f} | "
                 f"{r['fitscope_median']:.3f} | "
                 f"{r['bare_keras_median']:.3f} | {r['keras_in_study_median']:.3f} | "
