@@ -12,7 +12,7 @@ differ, it writes one attr at a time through the public call, as before.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import optuna
@@ -35,7 +35,7 @@ def set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
         cached.user_attrs.update(attrs)
 
 
-def _batch_writer(trial: optuna.Trial) -> Any:
+def _batch_writer(trial: optuna.Trial) -> Callable[[dict[str, Any]], None] | None:
     """A function writing attrs of `trial` in one transaction, or None where there is none."""
     from optuna.storages import RDBStorage
 
