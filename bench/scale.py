@@ -32,9 +32,11 @@ Per trial it reports:
 
 and the time `fitscope report` takes to build the report of a study of that size.
 
-Each size runs in a fresh process, so that none pays for the Keras models of the sizes before it.
-`python -m bench.scale [--sizes 0,50,250,1000] [--trials 20] [--postgres]`; `make bench` runs it as
-its scale item.
+Each size runs in a fresh process, so that none pays for the Keras models of the sizes before it;
+the two sizes the targets compare (50 and 1000) run `--rounds` times each, alternated, each round
+on a freshly filled study, and their trials are pooled.
+`python -m bench.scale [--sizes 0,50,250,1000] [--trials 20] [--rounds 3] [--postgres]`;
+`make bench` runs it as its scale item.
 """
 
 from __future__ import annotations
@@ -55,23 +57,64 @@ SUMMARY = "\n".join([
     *[f"dense_{i} (Dense)  (None, 16)  {i * 272}" for i in range(8)],
     "=" * 65, "Total params: 1,234 (4.82 KB)", "Trainable params: 1,234 (4.82 KB)",
 ])
+COMPARED = (50, 1000)  # the sizes issue 20's targets compare
 REPORT = "\n".join(f"{name:>12}  0.7500  0.7500  0.7500  {n}"
                    for name, n in (("0", 2), ("1", 2), ("accuracy", 4), ("macro avg", 4)))
 
 
-def run(sizes: list[int], trials: int = 20, postgres: bool = False) -> dict[str, Any]:
+def run(sizes: list[int], trials: int = 20, postgres: bool = False,
+        rounds: int = 3) -> dict[str, Any]:
     """Per storage and size: per-trial overhead, Optuna's share of it, and report time; each size
-    measured in a process of its own (`_in_own_process`)."""
-    out: dict[str, Any] = {"trials": trials, "sizes": sizes, "storages": {}}
+    measured in a process of its own (`_in_own_process`), the two sizes the targets compare
+    `rounds` times each, alternated (`schedule`), their trials pooled (`pooled`)."""
+    out: dict[str, Any] = {"trials": trials, "sizes": sizes, "rounds": rounds, "storages": {}}
     storages = ["sqlite"] + (["postgresql"] if postgres else [])
     for kind in storages:
+        measured: dict[int, list[dict[str, Any]]] = {size: [] for size in sizes}
         with _storage_url(kind) as (url, folder):
-            rows = [_in_own_process(url, folder, size, trials) for size in sizes]
-        out["storages"][kind] = rows
+            for size, round_ in schedule(sizes, rounds):
+                measured[size].append(_in_own_process(url, folder, size, trials, round_))
+        out["storages"][kind] = [pooled(measured[size]) for size in sizes]
     return out
 
 
-def _in_own_process(url: str, folder: Path, size: int, trials: int) -> dict[str, Any]:
+def schedule(sizes: list[int], rounds: int,
+             compared: tuple[int, int] = COMPARED) -> list[tuple[int, int]]:
+    """(size, round) in the order they run: the compared sizes alternate, ABBA..., where the first
+    of them stands in `sizes`; every other size runs once.
+
+    The targets divide the cost at one size by the cost at another, measured minutes apart; on
+    these shared 2-core machines the same `fit` ran 19-26% slower in one process than in the
+    next (2026-12-01 runs), and that drift passed for growth with the study. Alternating the two
+    sizes in fresh processes and pooling the rounds spreads the drift over both.
+    """
+    both = all(size in sizes for size in compared)
+    order: list[tuple[int, int]] = []
+    for size in sizes:
+        if not both or size not in compared:
+            order.append((size, 0))
+        elif size == next(s for s in sizes if s in compared):
+            for round_ in range(rounds):
+                pair = compared if round_ % 2 == 0 else compared[::-1]
+                order += [(pair[0], round_), (pair[1], round_)]
+    return order
+
+
+def pooled(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One size's rounds as one row: its trials pooled, the medians taken over all of them."""
+    if len(rows) == 1:
+        return rows[0]
+    joined: dict[str, Any] = {"size": rows[0]["size"], "rounds": rows}
+    for key in ("overhead", "optuna", "sampling", "bare_keras", "keras_in_study", "loop_code",
+                "own", "fits"):
+        joined[key] = [value for row in rows for value in row[key]]
+    joined["fill_seconds"] = statistics.median(row["fill_seconds"] for row in rows)
+    joined["report_seconds"] = statistics.median(row["report_seconds"] for row in rows)
+    return {**joined, **_medians(joined)}
+
+
+def _in_own_process(url: str, folder: Path, size: int, trials: int,
+                    round_: int) -> dict[str, Any]:
     """`_measure` in a fresh Python process, so that every size starts at the same process age.
 
     Keras and TensorFlow keep some state per model built that `clear_session` does not free, so
@@ -84,13 +127,13 @@ def _in_own_process(url: str, folder: Path, size: int, trials: int) -> dict[str,
     import subprocess
     import sys
 
-    answer = folder / f"size-{size}.json"
+    answer = folder / f"size-{size}-{round_}.json"
     subprocess.run([sys.executable, "-m", "bench.scale", "--one", url, str(folder), str(size),
-                    str(trials), str(answer)], check=True)
+                    str(trials), str(round_), str(answer)], check=True)
     return json.loads(answer.read_text())  # type: ignore[no-any-return]
 
 
-def _measure(url: str, folder: Path, size: int, trials: int) -> dict[str, Any]:
+def _measure(url: str, folder: Path, size: int, trials: int, round_: int = 0) -> dict[str, Any]:
     from fitscope.invocation import quiet_libraries
     from fitscope.session import session_for
     from reporting.report import ReportContext, build_report
@@ -98,7 +141,7 @@ def _measure(url: str, folder: Path, size: int, trials: int) -> dict[str, Any]:
 
     quiet_libraries()  # Optuna's and MLflow's log levels as `fitscope search` sets them
     spec = _spec()
-    settings = _settings(spec, url, folder, f"scale-{size}", trials)
+    settings = _settings(spec, url, folder, f"scale-{size}-{round_}", trials)
     study = open_study(spec, settings)
     started = time.perf_counter()
     _fill(study, spec, size)
@@ -128,32 +171,44 @@ def _measure(url: str, folder: Path, size: int, trials: int) -> dict[str, Any]:
     in_study = keras_work.seconds[1 : len(overhead) + 1]  # span i ends with trial i + 1
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
-        build_report(study, folder / "reports" / str(size), ReportContext(None, None, "", ""))
+        build_report(study, folder / "reports" / f"{size}-{round_}",
+                     ReportContext(None, None, "", ""))
     report_seconds = time.perf_counter() - started
     own = [o - c for o, c in zip(overhead, optuna_cost, strict=False)]
-    loop_code = [o - k for o, k in zip(own, in_study, strict=False) if not math.isnan(k)]
-    return {
+    row = {
         "size": size,
         "fill_seconds": fill_seconds,
-        "overhead_median": statistics.median(overhead),
-        "fit_median": statistics.median(clock.fits[1:]),
-        "optuna_median": statistics.median(optuna_cost),
-        "sampling_median": statistics.median(sampling),
-        # fitscope's bookkeeping as counted before 2026-12-01, with only the sampler as Optuna's
-        "bookkeeping_sampler_only_median": statistics.median(
-            o - c for o, c in zip(overhead, sampling, strict=False)) - statistics.median(bare),
-        "fitscope_median": statistics.median(own),
-        "bare_keras_median": statistics.median(bare),
-        "keras_in_study_median": statistics.median(k for k in in_study if not math.isnan(k)),
-        "bookkeeping_median": statistics.median(own) - statistics.median(bare),
-        "loop_code_median": statistics.median(loop_code),
         "overhead": overhead,
+        "fits": clock.fits[1:],
         "optuna": optuna_cost,
         "sampling": sampling,
+        "own": own,
         "bare_keras": bare,
         "keras_in_study": in_study,
-        "loop_code": loop_code,
+        "loop_code": [o - k for o, k in zip(own, in_study, strict=False) if not math.isnan(k)],
         "report_seconds": report_seconds,
+    }
+    return {**row, **_medians(row)}
+
+
+def _medians(row: dict[str, Any]) -> dict[str, float]:
+    """The medians the tables and targets read, from one row's per-trial lists."""
+    own, bare = row["own"], row["bare_keras"]
+    return {
+        "overhead_median": statistics.median(row["overhead"]),
+        "fit_median": statistics.median(row["fits"]),
+        "optuna_median": statistics.median(row["optuna"]),
+        "sampling_median": statistics.median(row["sampling"]),
+        # fitscope's bookkeeping as counted before 2026-12-01, with only the sampler as Optuna's
+        "bookkeeping_sampler_only_median": statistics.median(
+            o - c for o, c in zip(row["overhead"], row["sampling"], strict=False))
+        - statistics.median(bare),
+        "fitscope_median": statistics.median(own),
+        "bare_keras_median": statistics.median(bare),
+        "keras_in_study_median": statistics.median(
+            k for k in row["keras_in_study"] if not math.isnan(k)),
+        "bookkeeping_median": statistics.median(own) - statistics.median(bare),
+        "loop_code_median": statistics.median(row["loop_code"]),
     }
 
 
@@ -419,6 +474,11 @@ def targets(result: dict[str, Any], small: int = 50, large: int = 1000) -> list[
                    f"{'met' if ratio <= 1.1 else 'not met'} ({b['fitscope_median']:.3f} s against "
                    f"{a['fitscope_median']:.3f} s, {ratio:.3f}x)")
         kept = b["bookkeeping_median"] / a["bookkeeping_median"]
+        if "rounds" in a and "rounds" in b:
+            each = [f"{y['fitscope_median'] / x['fitscope_median']:.2f}x"
+                    for x, y in zip(a["rounds"], b["rounds"], strict=False)]
+            out.append(f"  ({len(each)} alternated rounds, trials pooled; each round alone: "
+                       f"{', '.join(each)})")
         out.append(f"  (bookkeeping alone, without the Keras work: {b['bookkeeping_median']:.3f} s "
                    f"against {a['bookkeeping_median']:.3f} s, {kept:.3f}x)")
         keeping = b["bookkeeping_median"]
@@ -437,20 +497,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="0,50,250,1000,4000")
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--postgres", action="store_true", help="also on PostgreSQL")
-    parser.add_argument("--one", nargs=5, metavar=("URL", "FOLDER", "SIZE", "TRIALS", "ANSWER"),
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternated rounds of the two sizes the targets compare")
+    parser.add_argument("--one", nargs=6,
+                        metavar=("URL", "FOLDER", "SIZE", "TRIALS", "ROUND", "ANSWER"),
                         help=argparse.SUPPRESS)  # one size, in the process `run` starts for it
     args = parser.parse_args(argv)
     import json
 
     if args.one:
-        url, folder, size, trials, answer = args.one
-        row = _measure(url, Path(folder), int(size), int(trials))
+        url, folder, size, trials, round_, answer = args.one
+        row = _measure(url, Path(folder), int(size), int(trials), int(round_))
         Path(answer).write_text(json.dumps(row))
         return 0
 
     from bench.common import results_path, save
 
-    result = run([int(s) for s in args.sizes.split(",")], args.trials, args.postgres)
+    result = run([int(s) for s in args.sizes.split(",")], args.trials, args.postgres, args.rounds)
     path = save({"scale": result}, results_path("-scale"))
     print("\n".join(lines(result)))
     print(json.dumps({k: [(r["size"], round(r["fitscope_median"], 3),
