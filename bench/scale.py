@@ -88,12 +88,14 @@ def schedule(sizes: list[int], rounds: int,
     next (2026-12-01 runs), and that drift passed for growth with the study. Alternating the two
     sizes in fresh processes and pooling the rounds spreads the drift over both.
     """
-    both = all(size in sizes for size in compared)
+    if not all(size in sizes for size in compared):
+        return [(size, 0) for size in sizes]
+    first = next(size for size in sizes if size in compared)
     order: list[tuple[int, int]] = []
     for size in sizes:
-        if not both or size not in compared:
+        if size not in compared:
             order.append((size, 0))
-        elif size == next(s for s in sizes if s in compared):
+        elif size == first:
             for round_ in range(rounds):
                 pair = compared if round_ % 2 == 0 else compared[::-1]
                 order += [(pair[0], round_), (pair[1], round_)]
@@ -460,7 +462,8 @@ def lines(result: dict[str, Any]) -> list[str]:
     return out
 
 
-def targets(result: dict[str, Any], small: int = 50, large: int = 1000) -> list[str]:
+def targets(result: dict[str, Any], small: int = COMPARED[0],
+            large: int = COMPARED[1]) -> list[str]:
     """Issue 20: fitscope's per-trial overhead at `large` trials <= 1.1x the one at `small`,
     and its bookkeeping <= 100 ms above Optuna's own cost there."""
     out = []
@@ -492,12 +495,20 @@ def targets(result: dict[str, Any], small: int = 50, large: int = 1000) -> list[
     return out
 
 
+def _at_least_one(text: str) -> int:
+    """argparse type for --rounds: with none, the compared sizes would have no row at all."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.scale")
     parser.add_argument("--sizes", default="0,50,250,1000,4000")
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--postgres", action="store_true", help="also on PostgreSQL")
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--rounds", type=_at_least_one, default=3,
                         help="alternated rounds of the two sizes the targets compare")
     parser.add_argument("--one", nargs=6,
                         metavar=("URL", "FOLDER", "SIZE", "TRIALS", "ROUND", "ANSWER"),
