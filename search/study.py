@@ -249,7 +249,7 @@ class Objective:
                 recorder=recorder,
                 verbose=2 if self.settings.verbose else 0,
             )
-            self._keep(trial, result)
+            self._keep(trial, result, saver, recorder.history)
             if len(self.spec.search.objectives) > 1:  # a multi-objective study: val_loss first
                 return objective_values(self.spec.search.objective_names, result)
             return result.best_val_loss
@@ -272,7 +272,8 @@ class Objective:
         """The `settings` attr of a trial with this seed (the KerasTuner engine shares it)."""
         return settings_attrs(self.spec, seed, self.settings.seed, self.backend)
 
-    def _keep(self, trial: optuna.Trial, result: Any) -> None:
+    def _keep(self, trial: optuna.Trial, result: Any, saver: _CurveSaver,
+              history: dict[str, list[float]]) -> None:
         model_path = None
         if is_best_so_far(trial.study, result.best_val_loss):
             # only candidates that beat the study's best are saved: the parent run logs the best
@@ -280,7 +281,9 @@ class Objective:
             path = self.settings.runs_dir / f"trial-{trial.number:05d}.keras"
             result.model.save(path)
             model_path = str(path.resolve())
-        set_user_attrs(trial, fit_attrs(result, model_path))  # one transaction, not nine
+        # one transaction for the result and the final curves, not ten
+        set_user_attrs(trial, {**fit_attrs(result, model_path), trial_record.HISTORY: history})
+        saver.saved(history)
 
 
 class _CurveSaver:
@@ -288,12 +291,16 @@ class _CurveSaver:
 
     Writing the growing history after every epoch cost more than the epoch itself on small data
     sets (XOR, iris: a storage write against ~20 ms of training); the curves are saved once more
-    when the trial ends, so nothing is lost, and a crash loses at most `interval` of them.
+    when the trial ends (with its result, or alone if it failed), so nothing is lost, and a crash
+    loses at most `interval` of them. The first save waits `interval` too: a trial shorter than
+    that writes its curves once, with its result (a commit less a trial, issue 20).
     """
 
-    def __init__(self, trial: optuna.Trial, interval: float = 2.0) -> None:
-        self.trial, self.interval = trial, interval
-        self.saved_at = float("-inf")
+    INTERVAL = 2.0  # seconds
+
+    def __init__(self, trial: optuna.Trial, interval: float | None = None) -> None:
+        self.trial, self.interval = trial, self.INTERVAL if interval is None else interval
+        self.saved_at = time.monotonic()
         self.saved_epochs = -1
         self.failed = False  # the storage refused once: warned, and only the final save retries
 
@@ -313,7 +320,11 @@ class _CurveSaver:
                             first_line(exc))
             self.failed = True
             return
-        self.saved_at, self.saved_epochs = time.monotonic(), epochs
+        self.saved(history)
+
+    def saved(self, history: dict[str, list[float]]) -> None:
+        """`history` is in the storage now (written here, or with the trial's result)."""
+        self.saved_at, self.saved_epochs = time.monotonic(), len(history.get("loss", []))
 
 
 def worker_id() -> str:

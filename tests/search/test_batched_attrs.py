@@ -49,6 +49,34 @@ def test_the_attrs_are_committed_once_and_read_back(url: str) -> None:
     assert again.trials[0].user_attrs == {"worker": "host:1", **ATTRS}
 
 
+def statements(storage: Any) -> list[str]:
+    """Every SQL statement the storage's engine sends from now on."""
+    seen: list[str] = []
+    event.listen(storage._backend.engine, "before_cursor_execute",
+                 lambda _c, _cur, statement, *_: seen.append(statement))
+    return seen
+
+
+def test_a_batch_is_one_check_and_one_upsert_whatever_its_size(url: str) -> None:
+    study = optuna.create_study(storage=open_storage(url), study_name="s")
+    trial = study.ask()
+    sent = statements(study._storage)
+    set_user_attrs(trial, ATTRS)
+    writes = [s for s in sent if not s.lstrip().upper().startswith(("SELECT", "PRAGMA"))]
+    assert len(writes) == 1, writes  # one row per attr would be one INSERT per attr
+    assert len(sent) <= 3, sent  # the running check (and a pre-ping) besides
+
+
+def test_an_attr_set_before_is_overwritten(url: str) -> None:
+    study = optuna.create_study(storage=open_storage(url), study_name="s")
+    trial = study.ask()
+    trial.set_user_attr("history", {"loss": [1.0]})
+    set_user_attrs(trial, {"history": {"loss": [1.0, 0.5]}, "best_epoch": 1})
+    study.tell(trial, 0.5)
+    again = optuna.load_study(study_name="s", storage=open_storage(url))
+    assert again.trials[0].user_attrs == {"history": {"loss": [1.0, 0.5]}, "best_epoch": 1}
+
+
 def test_a_value_that_cannot_be_stored_keeps_none_of_the_batch(url: str) -> None:
     study = optuna.create_study(storage=open_storage(url), study_name="s")
     trial = study.ask()

@@ -99,3 +99,34 @@ def test_no_per_trial_code_of_fitscope_reads_all_trials(
     assert gc.get_freeze_count() == 0
     # the study's data is copied into TensorFlow once for all trials, and not kept past them
     assert min(watcher.tensors) > 0 and not inputs._TENSORS
+
+
+def test_a_short_trial_writes_its_attrs_in_three_statements(
+    workdir: Path, tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Who runs it, what it tried, and its result with its final curves: one INSERT each (a trial
+    shorter than the curve saver's interval), however many attrs each holds."""
+    from sqlalchemy import event
+
+    from fitscope.session import study_settings
+    from search import study as study_module
+
+    monkeypatch.setattr(study_module._CurveSaver, "INTERVAL", 3600.0)  # "shorter" by definition
+    spec = load_spec(str(write_spec(workdir, "xor", train__max_epochs=4, train__patience=4,
+                                    search__pruner="none")))
+    settings = study_settings(spec, tracking_uri, "writes", trials=2,
+                              storage=f"sqlite:///{workdir / 'optuna.db'}")
+    study = open_study(spec, settings)
+    inserts: list[str] = []
+    event.listen(study._storage._backend.engine, "before_cursor_execute",
+                 lambda _c, _cur, sql, *_: inserts.append(sql)
+                 if sql.lstrip().startswith("INSERT INTO trial_user_attributes") else None)
+    run_study(spec, load_dataset(spec), settings, [], study=study)
+
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    assert len(inserts) == 3 * len(trials), inserts
+    for trial in trials:
+        epochs = len(trial.user_attrs["history"]["loss"])
+        assert epochs == 4 and len(trial.user_attrs["history"]["val_loss"]) == epochs
+        assert {"worker", "params", "settings", "best_val_loss", "test"} <= set(trial.user_attrs)
