@@ -35,8 +35,12 @@ and the time `fitscope report` takes to build the report of a study of that size
 Each size runs in a fresh process, so that none pays for the Keras models of the sizes before it;
 the two sizes the targets compare (50 and 1000) run `--rounds` times each, alternated, each round
 on a freshly filled study, and their trials are pooled.
+The ratio the targets compare is printed twice: as measured, and trial by trial over the
+trial's own `fit`, the same work at every size, which keeps the machine's drift out (`per_fit`).
+
 `python -m bench.scale [--sizes 0,50,250,1000] [--trials 20] [--rounds 3] [--postgres]`;
-`make bench` runs it as its scale item.
+`python -m bench.scale --summarise bench/results/<run>-scale.json` reprints a saved run's tables
+and targets; `make bench` runs it as its scale item.
 """
 
 from __future__ import annotations
