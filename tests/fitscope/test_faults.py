@@ -96,15 +96,20 @@ def test_a_crashing_trial_fails_alone_and_the_study_goes_on(
 
 
 def slow_first_trial(workdir: Path) -> tuple[Path, str, str]:
-    """An iris spec whose first trial is slow (batch size 1: 96 steps an epoch, one per call)
-    and whose later trials are quick (batch 64: 2 steps): (spec path, study name, storage URL).
+    """An iris spec whose first trial is slow (batch size 1: 96 steps an epoch, one per call,
+    30 epochs) and whose later trials are quick (batch 64: 2 steps): (spec path, study name,
+    storage URL).
 
-    The median pruner makes each epoch an intermediate value, which says training has begun."""
+    The median pruner makes each epoch an intermediate value, which says training has begun.
+    The tests signal the process once the first epoch is in and expect the first trial to be the
+    one interrupted. With 8 epochs, a loaded `make test` on a fast machine (2026-12-02) once
+    found two trials after the SIGTERM: most likely the first had ended before the signal came.
+    30 epochs leave seconds between the first epoch and the trial's end."""
     spec = write_spec(
         workdir, "iris",
         space={"n_layers": 1, "units": 8, "activation": "relu", "optimizer": "adam",
                "learning_rate": 0.01, "batch_size": [1, 64], "dropout": 0.0},
-        train__max_epochs=8, train__patience=8, train__steps_per_execution=1,
+        train__max_epochs=30, train__patience=30, train__steps_per_execution=1,
         search__pruner="median",
     )
     storage = f"sqlite:///{workdir / 'optuna.db'}"
