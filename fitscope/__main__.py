@@ -1,5 +1,3 @@
-import sys
+from fitscope.cli import run
 
-from fitscope.cli import main
-
-sys.exit(main())
+run()

@@ -7,10 +7,13 @@ Heavy libraries (TensorFlow, MLflow) are imported by the commands that need them
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from typing import NoReturn
 
 from common.errors import FitscopeError
@@ -41,6 +44,39 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one fitscope command in this process and return its exit code.
+
+    The commands set SIGINT and SIGTERM handlers for the process they end: `search` ignores
+    both once an interrupted study has closed its runs, so that another Ctrl-C on the way out
+    prints no traceback; `worker` turns SIGTERM into an interruption. Called in-process (a test,
+    a notebook), the caller gets its own handlers back: a pytest process left ignoring SIGINT
+    handed that to every process it started after, whose Ctrl-C then did nothing. The console
+    script (`run`) keeps them, as its process is ending.
+    """
+    with _signal_handlers_restored():
+        return _main(argv)
+
+
+def run() -> NoReturn:
+    """The `fitscope` console script and `python -m fitscope`."""
+    sys.exit(_main())
+
+
+@contextlib.contextmanager
+def _signal_handlers_restored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread can set handlers, so no command here changed them
+        return
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            if handler is not None:  # None: set outside Python, which Python cannot restore
+                signal.signal(sig, handler)
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # TensorFlow's C++ start-up chatter (CUDA probes, graph attribute notes) is noise here
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1" if getattr(args, "verbose", False) else "3")
@@ -64,4 +100,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -66,6 +66,53 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=rank)  # stable: each file keeps its own order, the rest theirs
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    import signal
+
+    # A shell without job control starts a background job (`make test &`, `nohup ... &`) with
+    # SIGINT ignored, every process it starts inherits that, and Python then installs no
+    # KeyboardInterrupt handler: the tests that Ctrl-C a `fitscope confirm` they started saw it
+    # carry on (2026-12-02). A user's background job ignoring Ctrl-C is the shell's intent; the
+    # tests' children must get the Ctrl-C of a foreground terminal whatever started pytest.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_unchanged() -> Iterator[None]:
+    """No test may leave this process's SIGINT or SIGTERM handler changed: a test process left
+    ignoring SIGINT (an in-process `fitscope search` that was interrupted) handed that to every
+    process the later tests started, and their Ctrl-C did nothing (2026-12-02, make test)."""
+    import signal
+
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    kernel_before = _kernel_signal_state()
+    yield
+    after = {sig: signal.getsignal(sig) for sig in before}
+    kernel_after = _kernel_signal_state()
+    for sig, handler in before.items():
+        if handler is not None:
+            signal.signal(sig, handler)  # the next tests run as they would have
+    changed = [f"{sig.name}: {before[sig]} -> {after[sig]}" for sig in before
+               if after[sig] != before[sig]]
+    if kernel_after != kernel_before:
+        changed.append(f"ignored/blocked in the kernel: {kernel_before} -> {kernel_after}")
+    assert not changed, f"the test left signal handlers changed: {'; '.join(changed)}"
+
+
+def _kernel_signal_state() -> dict[str, list[str]]:
+    """Which of SIGINT and SIGTERM the kernel ignores or blocks for this process's main thread
+    (/proc: a library can set either in C, where `signal.getsignal` does not see it; children
+    inherit both)."""
+    import signal
+
+    fields = dict(line.split(":\t", 1) for line in
+                  Path("/proc/self/status").read_text().splitlines() if ":\t" in line)
+    return {field: [sig.name for sig in (signal.SIGINT, signal.SIGTERM)
+                    if int(fields[field], 16) >> (sig - 1) & 1]
+            for field in ("SigIgn", "SigBlk")}
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     # downloads and cached arrays of a test session never touch the user's ~/.cache; a
