@@ -553,11 +553,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.summarise:
         try:
-            saved = json.loads(Path(args.summarise).read_text())["scale"]
-        except (OSError, ValueError, KeyError) as exc:
+            text = "\n".join(lines(json.loads(Path(args.summarise).read_text())["scale"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             parser.exit(2, f"python -m bench.scale: --summarise {args.summarise}: not a scale "
                            f"results file ({type(exc).__name__}: {exc})\n")
-        print("\n".join(lines(saved)))
+        print(text)
         return 0
 
     from bench.common import results_path, save

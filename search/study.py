@@ -287,25 +287,25 @@ class Objective:
 
 
 class _CurveSaver:
-    """Keeps a trial's curves in its user attrs while it trains, at most once per `interval` s.
+    """Keeps a trial's curves in its user attrs while it trains, at most once per `INTERVAL` s.
 
     Writing the growing history after every epoch cost more than the epoch itself on small data
     sets (XOR, iris: a storage write against ~20 ms of training); the curves are saved once more
     when the trial ends (with its result, or alone if it failed), so nothing is lost, and a crash
-    loses at most `interval` of them. The first save waits `interval` too: a trial shorter than
+    loses at most `INTERVAL` of them. The first save waits `INTERVAL` too: a trial shorter than
     that writes its curves once, with its result (a commit less a trial, issue 20).
     """
 
     INTERVAL = 2.0  # seconds
 
-    def __init__(self, trial: optuna.Trial, interval: float | None = None) -> None:
-        self.trial, self.interval = trial, self.INTERVAL if interval is None else interval
+    def __init__(self, trial: optuna.Trial) -> None:
+        self.trial = trial
         self.saved_at = time.monotonic()
         self.saved_epochs = -1
         self.failed = False  # the storage refused once: warned, and only the final save retries
 
     def maybe_save(self, epoch: int, history: dict[str, list[float]]) -> None:
-        if not self.failed and time.monotonic() - self.saved_at >= self.interval:
+        if not self.failed and time.monotonic() - self.saved_at >= self.INTERVAL:
             self.save(history)
 
     def save(self, history: dict[str, list[float]]) -> None:

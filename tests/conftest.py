@@ -80,9 +80,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(autouse=True)
 def _signal_handlers_unchanged() -> Iterator[None]:
-    """No test may leave this process's SIGINT or SIGTERM handler changed: a test process left
-    ignoring SIGINT (an in-process `fitscope search` that was interrupted) handed that to every
-    process the later tests started, and their Ctrl-C did nothing (2026-12-02, make test)."""
+    """No test may leave this process's SIGINT or SIGTERM handler changed: the later tests, and
+    every process they start, would run under it (an in-process `fitscope search` used to leave
+    its SIGTERM handler behind; an ignored SIGINT is inherited, see pytest_configure)."""
     import signal
 
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
