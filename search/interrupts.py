@@ -108,6 +108,18 @@ def interrupt_reason() -> str:
     return "interrupted (SIGTERM)" if RECEIVED == signal.SIGTERM else "interrupted (Ctrl-C)"
 
 
+def hides_interrupt(exc: BaseException, depth: int = 20) -> bool:
+    """Whether `exc` was raised while a KeyboardInterrupt unwound: a library's clean-up that
+    failed on the way out (TensorFlow's device scope raises "Exiting device scope without proper
+    scope nesting" when a Ctrl-C lands inside it) replaces the interruption with its own error."""
+    seen = exc.__context__
+    while seen is not None and depth > 0:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen, depth = seen.__context__, depth - 1
+    return False
+
+
 def in_storage_code(frame: FrameType | None, depth: int = 60) -> bool:
     """Whether `frame` or one of its callers runs the storage's code (STORAGE_MODULES)."""
     while frame is not None and depth > 0:

@@ -27,6 +27,7 @@ from search.inputs import release_tensors
 from search.interrupts import (
     STORAGE_MODULES,
     InterruptGuard,
+    hides_interrupt,
     interrupt_reason,
     raise_if_interrupted,
 )
@@ -262,6 +263,9 @@ class Objective:
             trial.set_user_attr(trial_record.FAIL_REASON, interrupt_reason())
             raise
         except Exception as exc:  # any other failure ends this trial only; the study goes on
+            if hides_interrupt(exc):  # a Ctrl-C that a library's clean-up turned into its error
+                trial.set_user_attr(trial_record.FAIL_REASON, interrupt_reason())
+                raise KeyboardInterrupt from exc
             trial.set_user_attr(trial_record.FAIL_REASON, describe_failure(exc))
             raise
         finally:

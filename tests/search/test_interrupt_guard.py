@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,37 @@ def test_an_interrupt_inside_storage_code_waits_for_the_next_checkpoint() -> Non
         assert guard.interrupted
         with pytest.raises(KeyboardInterrupt):
             raise_if_interrupted()
+
+
+def test_a_ctrl_c_a_library_turned_into_its_own_error_fails_the_trial_as_interrupted(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TensorFlow's device scope, left by a KeyboardInterrupt, raises "Exiting device scope
+    without proper scope nesting" in its place (seen in make test, 2026-12-02): the trial was
+    recorded as that RuntimeError, and the study as a failure of the training code."""
+    import optuna
+
+    import search.interrupts
+    import search.training
+    from experiments.data import load_dataset
+    from experiments.registry import load_spec
+    from search.study import StudySettings, run_study
+    from tests.conftest import write_spec
+
+    def fit_interrupted_in_a_scope(*args: object, **kwargs: object) -> None:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise RuntimeError("Exiting device scope without proper scope nesting") from None
+
+    monkeypatch.setattr(search.training, "fit_candidate", fit_interrupted_in_a_scope)
+    monkeypatch.setattr(search.interrupts, "RECEIVED", None)  # earlier tests' signals aside
+    spec = load_spec(str(write_spec(workdir, "xor", train__max_epochs=1, train__patience=1)))
+    storage = f"sqlite:///{workdir / 'optuna.db'}"
+    settings = StudySettings(study_name="s", storage=storage, trials=3, timeout=None, seed=1,
+                             runs_dir=workdir / "runs")
+    with pytest.raises(KeyboardInterrupt):
+        run_study(spec, load_dataset(spec), settings, [])
+    (trial,) = optuna.load_study(study_name="s", storage=storage).trials
+    assert trial.state.name == "FAIL"
+    assert trial.user_attrs["fail_reason"] == "interrupted (Ctrl-C)"
