@@ -32,11 +32,12 @@ Per trial it reports:
 
 and the time `fitscope report` takes to build the report of a study of that size.
 
-Each size runs in a fresh process, so that none pays for the Keras models of the sizes before it;
-the two sizes the targets compare (50 and 1000) run `--rounds` times each, alternated, each round
-on a freshly filled study, and their trials are pooled.
-The ratio the targets compare is printed twice: as measured, and trial by trial over the
-trial's own `fit`, the same work at every size, which keeps the machine's drift out (`per_fit`).
+Each size runs once in a fresh process of its own, so that none pays for the Keras models of the
+sizes before it, with a study, an MLflow store and a report of its own. Then the two sizes the
+targets compare (50 and 1000) run `--rounds` more times side by side: two fresh processes that
+take turns trial by trial (bench/lockstep.py), so that the machine's drift over the minutes of a
+run lands on both alike; their trials are pooled, and the ratio target reads them. It is printed
+twice: as measured, and trial by trial over the trial's own `fit` (`per_fit`).
 
 `python -m bench.scale [--sizes 0,50,250,1000] [--trials 20] [--rounds 3] [--postgres]`;
 `python -m bench.scale --summarise bench/results/<run>-scale.json` reprints a saved run's tables
@@ -52,7 +53,7 @@ import math
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,42 +69,40 @@ REPORT = "\n".join(f"{name:>12}  0.7500  0.7500  0.7500  {n}"
 
 def run(sizes: list[int], trials: int = 20, postgres: bool = False,
         rounds: int = 3) -> dict[str, Any]:
-    """Per storage and size: per-trial overhead, Optuna's share of it, and report time; each size
-    measured in a process of its own (`_in_own_process`), the two sizes the targets compare
-    `rounds` times each, alternated (`schedule`), their trials pooled (`pooled`)."""
-    out: dict[str, Any] = {"trials": trials, "sizes": sizes, "rounds": rounds, "storages": {}}
+    """Per storage and size: per-trial overhead, Optuna's share of it, and report time, each size
+    measured once in a process of its own (`_in_own_process`); then the two sizes the targets
+    compare, `rounds` times side by side in lockstep (`_in_lockstep`), their trials pooled."""
+    out: dict[str, Any] = {"trials": trials, "sizes": sizes, "rounds": rounds, "storages": {},
+                           "lockstep": {}}
     storages = ["sqlite"] + (["postgresql"] if postgres else [])
     for kind in storages:
-        measured: dict[int, list[dict[str, Any]]] = {size: [] for size in sizes}
-        with _storage_url(kind) as (url, folder):
-            for size, round_ in schedule(sizes, rounds):
-                measured[size].append(_in_own_process(url, folder, size, trials, round_))
-        out["storages"][kind] = [pooled(measured[size]) for size in sizes]
+        with _storage(kind) as (new_url, folder):
+            out["storages"][kind] = [
+                _in_own_process(new_url, folder, size, trials, "alone") for size in sizes]
+            if all(size in sizes for size in COMPARED):
+                pairs = [_in_lockstep(new_url, folder, trials, round_)
+                         for round_ in range(1, rounds + 1)]
+                out["lockstep"][kind] = [pooled([p[i] for p in pairs]) for i in range(2)]
     return out
 
 
-def schedule(sizes: list[int], rounds: int,
-             compared: tuple[int, int] = COMPARED) -> list[tuple[int, int]]:
-    """(size, round) in the order they run: the compared sizes alternate, ABBA..., where the first
-    of them stands in `sizes`; every other size runs once.
+def _in_lockstep(new_url: Any, folder: Path, trials: int, round_: int) -> list[dict[str, Any]]:
+    """The compared sizes measured side by side, taking turns trial by trial (bench.lockstep),
+    each in a fresh process of its own; the size that goes first alternates by round.
 
-    The targets divide the cost at one size by the cost at another, measured minutes apart; on
-    these shared 2-core machines the same `fit` ran 19-26% slower in one process than in the
-    next (2026-12-01 runs), and that drift passed for growth with the study. Alternating the two
-    sizes in fresh processes and pooling the rounds spreads the drift over both.
+    The targets divide the cost at one size by the cost at another. Measured in processes
+    minutes apart, alternated and pooled (the 2026-12-01 and 2026-12-02 runs), the same `fit`
+    still ran 11-15% faster in some rounds than in others, and each round's ratio ranged from
+    0.82x to 1.26x; in lockstep the two sizes' trials are seconds apart.
     """
-    if not all(size in sizes for size in compared):
-        return [(size, 0) for size in sizes]
-    first = next(size for size in sizes if size in compared)
-    order: list[tuple[int, int]] = []
-    for size in sizes:
-        if size not in compared:
-            order.append((size, 0))
-        elif size == first:
-            for round_ in range(rounds):
-                pair = compared if round_ % 2 == 0 else compared[::-1]
-                order += [(pair[0], round_), (pair[1], round_)]
-    return order
+    from bench.lockstep import pair
+
+    small, large = COMPARED
+    order = COMPARED if round_ % 2 else COMPARED[::-1]
+    commands = {size: _one_command(new_url, folder, size, trials, f"pair{round_}", "{baton}")
+                for size in order}
+    pair(commands[order[0]], commands[order[1]])
+    return [_answer(folder, size, f"pair{round_}") for size in (small, large)]
 
 
 def pooled(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -119,8 +118,8 @@ def pooled(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {**joined, **_medians(joined)}
 
 
-def _in_own_process(url: str, folder: Path, size: int, trials: int,
-                    round_: int) -> dict[str, Any]:
+def _in_own_process(new_url: Any, folder: Path, size: int, trials: int,
+                    tag: str) -> dict[str, Any]:
     """`_measure` in a fresh Python process, so that every size starts at the same process age.
 
     Keras and TensorFlow keep some state per model built that `clear_session` does not free, so
@@ -129,17 +128,36 @@ def _in_own_process(url: str, folder: Path, size: int, trials: int,
     run), and fitscope's share, which holds that Keras work, rose with it. This item is about the
     study's size; the process's age is another limit (docs/performance.md, Known limits).
     """
-    import json
     import subprocess
+
+    subprocess.run(_one_command(new_url, folder, size, trials, tag, "-"), check=True)
+    return _answer(folder, size, tag)
+
+
+def _one_command(new_url: Any, folder: Path, size: int, trials: int, tag: str,
+                 baton: str) -> list[str]:
+    """`python -m bench.scale --one ...` for one size, in a folder and a database of its own
+    (its Optuna study, MLflow store and report), so that no process shares a file or a
+    database with another that runs beside it."""
     import sys
 
-    answer = folder / f"size-{size}-{round_}.json"
-    subprocess.run([sys.executable, "-m", "bench.scale", "--one", url, str(folder), str(size),
-                    str(trials), str(round_), str(answer)], check=True)
-    return json.loads(answer.read_text())  # type: ignore[no-any-return]
+    own = folder / f"{size}-{tag}"
+    own.mkdir()
+    return [sys.executable, "-m", "bench.scale", "--one", new_url(f"{size}_{tag}"), str(own),
+            str(size), str(trials), tag, baton]
 
 
-def _measure(url: str, folder: Path, size: int, trials: int, round_: int = 0) -> dict[str, Any]:
+def _answer(folder: Path, size: int, tag: str) -> dict[str, Any]:
+    import json
+
+    return json.loads((folder / f"{size}-{tag}" / "answer.json").read_text())  # type: ignore[no-any-return]
+
+
+def _measure(url: str, folder: Path, size: int, trials: int, tag: str,
+             baton: Any) -> dict[str, Any]:
+    """One size, in its own process: fill, bare Keras, the study's trials, bare Keras again and
+    the report, handing `baton` to the partner process after every step (`Baton.alone()` when
+    there is none), with the seconds it waited left out of every time."""
     from fitscope.invocation import quiet_libraries
     from fitscope.session import session_for
     from reporting.report import ReportContext, build_report
@@ -147,7 +165,7 @@ def _measure(url: str, folder: Path, size: int, trials: int, round_: int = 0) ->
 
     quiet_libraries()  # Optuna's and MLflow's log levels as `fitscope search` sets them
     spec = _spec()
-    settings = _settings(spec, url, folder, f"scale-{size}-{round_}", trials)
+    settings = _settings(spec, url, folder, f"scale-{size}-{tag}", trials)
     study = open_study(spec, settings)
     started = time.perf_counter()
     _fill(study, spec, size)
@@ -155,17 +173,19 @@ def _measure(url: str, folder: Path, size: int, trials: int, round_: int = 0) ->
     from experiments.data import load_dataset
 
     data = load_dataset(spec)
+    baton.begin()  # both studies filled: the side-by-side part starts
     # half of bare Keras before the study's trials and half after, so that the machine's drift
     # over the minutes between them cancels out instead of passing for bookkeeping
-    bare = _bare_keras(spec, data, trials // 2)
+    candidates = _candidates(spec, trials + 1)
+    bare = _bare_keras(spec, data, candidates[: trials // 2 + 1], baton)
     timed = _TimedOptuna(study)
-    clock = _Clock()
+    clock = _Clock(baton)
     session = session_for(spec, settings, f"sqlite:///{folder / 'mlflow.db'}", data)
     tracker = session.mlflow(log_best_model=False)  # a per-study cost, not a per-trial one
     console = session.console(tracker)
     keras_work = _KerasClock()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
-            keras_work.watching():
+            keras_work.watching(), _training(candidates):
         try:
             run_study(spec, data, settings, [tracker, console, clock], study=study)
         finally:
@@ -173,13 +193,14 @@ def _measure(url: str, folder: Path, size: int, trials: int, round_: int = 0) ->
     overhead = [span - fit for span, fit in zip(clock.spans, clock.fits[1:], strict=False)]
     optuna_cost = timed.per_trial(len(overhead))
     sampling = timed.per_trial(len(overhead), sampling_only=True)
-    bare += _bare_keras(spec, data, trials - trials // 2)
+    bare += _bare_keras(spec, data, candidates[trials // 2 :], baton)
     in_study = keras_work.seconds[1 : len(overhead) + 1]  # span i ends with trial i + 1
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
-        build_report(study, folder / "reports" / f"{size}-{round_}",
-                     ReportContext(None, None, "", ""))
+        build_report(study, folder / "report", ReportContext(None, None, "", ""))
     report_seconds = time.perf_counter() - started
+    baton.turn()
+    baton.end()
     own = [o - c for o, c in zip(overhead, optuna_cost, strict=False)]
     row = {
         "size": size,
@@ -218,20 +239,55 @@ def _medians(row: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def _bare_keras(spec: Any, data: Any, count: int) -> list[float]:
-    """Per fit, the seconds fitscope's training call and `clear_session` take beyond `fit`,
-    with no study: `count` + 1 candidates drawn at random from the spec's space (the first one,
-    like the study's first trial, is not kept)."""
-    import keras
+def _candidates(spec: Any, count: int) -> list[Any]:
+    """`count` candidates drawn at random from the spec's space, the same ones in every process.
+
+    The study's trials train these, in this order, whatever the sampler proposed (`_training`),
+    and bare Keras times the same ones. Left to the sampler, a 1000-trial study's TPE proposed
+    other networks than a 50-trial one's (it models the trials filled in), whose `fit` and
+    Keras work around it differ: 0.67 s against 0.48 s of `fit` a trial in one 4-trial lockstep
+    round (2026-12-02), a difference in work that passed for one in cost.
+    """
     import optuna
 
-    from experiments.tasks import task_kind
     from search.space import sample_params
+
+    draws = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    return [sample_params(draws.ask(), spec.space) for _ in range(count)]
+
+
+@contextlib.contextmanager
+def _training(candidates: list[Any]) -> Iterator[None]:
+    """The study's objective trains `candidates` in turn (cycling), after asking the trial for
+    its params as always, so that Optuna's sampling and its writes still happen and are timed
+    as Optuna's; the objective looks `sample_params` up in search.study when it runs."""
+    import itertools
+
+    import search.study
+
+    sample_params, queue = search.study.sample_params, itertools.cycle(candidates)
+
+    def sample(trial: Any, space: Any) -> Any:
+        sample_params(trial, space)
+        return next(queue)
+
+    search.study.sample_params = sample
+    try:
+        yield
+    finally:
+        search.study.sample_params = sample_params
+
+
+def _bare_keras(spec: Any, data: Any, candidates: list[Any], baton: Any) -> list[float]:
+    """Per fit, the seconds fitscope's training call and `clear_session` take beyond `fit`,
+    with no study, for each of `candidates` but the first (not kept, like the study's first
+    trial)."""
+    import keras
+
+    from experiments.tasks import task_kind
     from search.study import frozen_heap
     from search.training import fit_candidate
 
-    draws = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
-    candidates = [sample_params(draws.ask(), spec.space) for _ in range(count + 1)]
     out = []
     with frozen_heap():  # as search.study.trial_loop does: the same collections
         for seed, params in enumerate(candidates):
@@ -239,6 +295,7 @@ def _bare_keras(spec: Any, data: Any, count: int) -> list[float]:
             fit = fit_candidate(params, data, task_kind(spec.task), spec.train, seed).train_seconds
             keras.backend.clear_session()
             out.append(time.perf_counter() - started - fit)
+            baton.turn()
     return out[1:]
 
 
@@ -295,15 +352,19 @@ def _fill(study: Any, spec: Any, size: int) -> None:
 
 
 class _Clock:
-    """Observer: the wall time between trial ends and each trial's own fit seconds."""
+    """Observer: the wall time between trial ends and each trial's own fit seconds; after each
+    trial it hands the turn to the partner process, and the seconds that took are left out."""
 
-    def __init__(self) -> None:
+    def __init__(self, baton: Any) -> None:
+        self.baton = baton
         self.ends: list[float] = []
         self.fits: list[float] = []
+        self.waits: list[float] = []
 
     @property
     def spans(self) -> list[float]:
-        return [b - a for a, b in zip(self.ends, self.ends[1:], strict=False)]
+        return [b - a - wait for a, b, wait in zip(self.ends, self.ends[1:], self.waits,
+                                                    strict=False)]
 
     def on_study_start(self, study: Any, spec: Any) -> None:
         pass
@@ -311,6 +372,7 @@ class _Clock:
     def on_trial_end(self, study: Any, record: Any) -> None:
         self.ends.append(time.perf_counter())
         self.fits.append(float(record.train_seconds or 0.0))
+        self.waits.append(self.baton.turn())  # the last observer: the trial is told in full
 
     def on_study_end(self, study: Any, outcome: str) -> None:
         pass
@@ -422,16 +484,18 @@ class _TimedOptuna:
 
 
 @contextlib.contextmanager
-def _storage_url(kind: str) -> Iterator[tuple[str, Path]]:
+def _storage(kind: str) -> Iterator[tuple[Callable[[str], str], Path]]:
+    """A scratch folder, and a maker of fresh storage URLs in it: one SQLite file or one
+    PostgreSQL database (on one throwaway cluster) per name."""
     with tempfile.TemporaryDirectory(prefix="fitscope-scale-") as tmp:
         folder = Path(tmp)
         if kind == "sqlite":
-            yield f"sqlite:///{folder / 'optuna.db'}", folder
+            yield (lambda name: f"sqlite:///{folder / f'optuna-{name}.db'}"), folder
             return
         from tests.postgres import throwaway_cluster  # Debian's PostgreSQL, as the tests use
 
         with throwaway_cluster() as cluster:
-            yield cluster.create_database("scale"), folder
+            yield (lambda name: cluster.create_database(f"scale_{name}")), folder
 
 
 def lines(result: dict[str, Any]) -> list[str]:
@@ -441,8 +505,9 @@ def lines(result: dict[str, Any]) -> list[str]:
         "",
         f"xor, 5 epochs a trial; each study is first filled with recorded trials shaped like real "
         f"ones, then {result['trials']} real trials run with the MLflow observer and the "
-        "console. Fit = the trial's `fit`, the same work at every size (how fast the machine "
-        "ran that size); overhead = start-to-start wall time minus it; Optuna = the "
+        "console; each size once, alone in a fresh process. Fit = the trial's `fit`, the "
+        "same work at every size (how fast the machine ran that size); overhead = "
+        "start-to-start wall time minus it; Optuna = the "
         "study loop's `ask` and `tell`, each `suggest_*` and the pruner's calls inside that "
         "overhead (sampler = the sampler's and pruner's calls alone); fitscope = the rest; "
         "bare Keras = the same Keras work per candidate with no study (fitscope's training "
@@ -456,26 +521,42 @@ def lines(result: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for kind, rows in result["storages"].items():
-        out += [f"| {kind} | {r['size']} | {r['fit_median']:.3f} | {r['overhead_median']:.3f} | "
-                f"{r['optuna_median']:.3f} | {r.get('sampling_median', math.nan):.3f} | "
-                f"{r['fitscope_median']:.3f} | "
-                f"{r['bare_keras_median']:.3f} | {r['keras_in_study_median']:.3f} | "
-                f"{r['bookkeeping_median']:.3f} | {r['loop_code_median']:.3f} | "
-                f"{r['report_seconds']:.1f} |" for r in rows]
+        out += [_row(kind, r) for r in rows]
+    if result.get("lockstep"):
+        out += ["", f"The compared sizes side by side: {result['rounds']} rounds, each a "
+                "fresh 50-trial and a fresh 1000-trial study in two processes that take turns "
+                "trial by trial (bench/lockstep.py), so that both are measured at the same "
+                "machine speed; trials pooled.", "",
+                out[4], out[5]]
+        out += [_row(kind, r) for kind, rows in result["lockstep"].items() for r in rows]
     out += ["", *targets(result), ""]
     return out
+
+
+def _row(kind: str, r: dict[str, Any]) -> str:
+    return (f"| {kind} | {r['size']} | {r['fit_median']:.3f} | {r['overhead_median']:.3f} | "
+            f"{r['optuna_median']:.3f} | {r.get('sampling_median', math.nan):.3f} | "
+            f"{r['fitscope_median']:.3f} | "
+            f"{r['bare_keras_median']:.3f} | {r['keras_in_study_median']:.3f} | "
+            f"{r['bookkeeping_median']:.3f} | {r['loop_code_median']:.3f} | "
+            f"{r['report_seconds']:.1f} |")
 
 
 def targets(result: dict[str, Any], small: int = COMPARED[0],
             large: int = COMPARED[1]) -> list[str]:
     """Issue 20: fitscope's per-trial overhead at `large` trials <= 1.1x the one at `small`,
-    and its bookkeeping <= 100 ms above Optuna's own cost there."""
+    from the lockstep rounds where the run has them (runs before 2026-12-02 do not: their
+    alternated rounds stand in); and its bookkeeping <= 100 ms above Optuna's own cost there,
+    from the size measured alone, as a study runs (side by side, the MLflow writer thread that
+    finishes a trial runs beside the other process's next trial, not beside its own)."""
     out = []
     for kind, rows in result["storages"].items():
         by_size = {r["size"]: r for r in rows}
-        if small not in by_size or large not in by_size:
+        compared = {r["size"]: r for r in result.get("lockstep", {}).get(kind, [])} or by_size
+        if small not in compared or large not in compared or large not in by_size:
             continue
-        a, b = by_size[small], by_size[large]
+        how = "in lockstep" if compared is not by_size else "alternated"
+        a, b = compared[small], compared[large]
         ratio = b["fitscope_median"] / a["fitscope_median"]
         out.append(f"- {kind}, fitscope at {large} <= 1.1x at {small}: "
                    f"{'met' if ratio <= 1.1 else 'not met'} ({b['fitscope_median']:.3f} s against "
@@ -484,7 +565,7 @@ def targets(result: dict[str, Any], small: int = COMPARED[0],
         if "rounds" in a and "rounds" in b:
             each = [f"{y['fitscope_median'] / x['fitscope_median']:.2f}x"
                     for x, y in zip(a["rounds"], b["rounds"], strict=False)]
-            out.append(f"  ({len(each)} alternated rounds, trials pooled; each round alone: "
+            out.append(f"  ({len(each)} {how} rounds, trials pooled; each round alone: "
                        f"{', '.join(each)})")
         out.append(f"  (bookkeeping alone, without the Keras work: {b['bookkeeping_median']:.3f} s "
                    f"against {a['bookkeeping_median']:.3f} s, {kept:.3f}x)")
@@ -496,14 +577,16 @@ def targets(result: dict[str, Any], small: int = COMPARED[0],
             each = [f"{per_fit(y) / per_fit(x):.2f}x"
                     for x, y in zip(a["rounds"], b["rounds"], strict=False)]
             out.append(f"  (each round alone: {', '.join(each)})")
-        keeping = b["bookkeeping_median"]
+        alone = by_size[large]
+        keeping = alone["bookkeeping_median"]
         out.append(f"- {kind}, bookkeeping at {large} <= 100 ms above Optuna's "
-                   f"{b['optuna_median'] * 1000:.0f} ms: {'met' if keeping <= 0.1 else 'not met'} "
+                   f"{alone['optuna_median'] * 1000:.0f} ms: "
+                   f"{'met' if keeping <= 0.1 else 'not met'} "
                    f"({keeping * 1000:.0f} ms; loop code alone, without the writer's drag on "
-                   f"Keras: {b['loop_code_median'] * 1000:.0f} ms; with only the sampler's "
-                   f"{b.get('sampling_median', math.nan) * 1000:.0f} ms counted as Optuna's, as "
-                   "before 2026-12-01: "
-                   f"{b.get('bookkeeping_sampler_only_median', math.nan) * 1000:.0f} ms)")
+                   f"Keras: {alone['loop_code_median'] * 1000:.0f} ms; with only the sampler's "
+                   f"{alone.get('sampling_median', math.nan) * 1000:.0f} ms counted as Optuna's, "
+                   "as before 2026-12-01: "
+                   f"{alone.get('bookkeeping_sampler_only_median', math.nan) * 1000:.0f} ms)")
     return out
 
 
@@ -540,15 +623,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--summarise", metavar="RESULTS_JSON",
                         help="print the markdown and targets of a saved run, measuring nothing")
     parser.add_argument("--one", nargs=6,
-                        metavar=("URL", "FOLDER", "SIZE", "TRIALS", "ROUND", "ANSWER"),
+                        metavar=("URL", "FOLDER", "SIZE", "TRIALS", "TAG", "BATON"),
                         help=argparse.SUPPRESS)  # one size, in the process `run` starts for it
     args = parser.parse_args(argv)
     import json
 
     if args.one:
-        url, folder, size, trials, round_, answer = args.one
-        row = _measure(url, Path(folder), int(size), int(trials), int(round_))
-        Path(answer).write_text(json.dumps(row))
+        from bench.lockstep import Baton
+
+        url, folder, size, trials, tag, baton = args.one
+        row = _measure(url, Path(folder), int(size), int(trials), tag, Baton.from_arg(baton))
+        (Path(folder) / "answer.json").write_text(json.dumps(row))
         return 0
 
     if args.summarise:
