@@ -125,7 +125,7 @@ bench: install fashion-data ## benchmarks against the peers (item 1: 3 searchers
 bench-quick: install fashion-data ## trial overhead, fraction of peak, start-up and memory (under 3 minutes)
 	$(BENCH_ENV) $(BIN)/python -m bench.run --quick
 
-bench-scale: install ## per-trial cost at study sizes 0/50/250/1000/4000 (SIZES=, TRIALS=, ROUNDS=, POSTGRES=1) -> bench/results/
+bench-scale: install ## per-trial cost at study sizes 0/50/250/1000/4000, then 50 and 1000 side by side ROUNDS= times (SIZES=, TRIALS=, ROUNDS=, POSTGRES=1) -> bench/results/
 	$(BIN)/python -m bench.scale $(if $(SIZES),--sizes $(SIZES)) $(if $(TRIALS),--trials $(TRIALS)) $(if $(ROUNDS),--rounds $(ROUNDS)) $(if $(POSTGRES),--postgres)
 
 soak: install fashion-data ## load test: 4 workers x 25 short trials on PostgreSQL + an MLflow server; counts lost/duplicated/RUNNING (several minutes)

@@ -545,38 +545,21 @@ def _row(kind: str, r: dict[str, Any]) -> str:
 def targets(result: dict[str, Any], small: int = COMPARED[0],
             large: int = COMPARED[1]) -> list[str]:
     """Issue 20: fitscope's per-trial overhead at `large` trials <= 1.1x the one at `small`,
-    from the lockstep rounds where the run has them (runs before 2026-12-02 do not: their
-    alternated rounds stand in); and its bookkeeping <= 100 ms above Optuna's own cost there,
-    from the size measured alone, as a study runs (side by side, the MLflow writer thread that
-    finishes a trial runs beside the other process's next trial, not beside its own)."""
+    from the lockstep rounds where the run has them (`_paired_lines`; runs before 2026-12-02
+    have alternated rounds instead, `_alternated_lines`); and its bookkeeping <= 100 ms above
+    Optuna's own cost there, from the size measured alone, as a study runs (side by side, the
+    MLflow writer thread that finishes a trial runs beside the other process's next trial, not
+    beside its own)."""
     out = []
     for kind, rows in result["storages"].items():
         by_size = {r["size"]: r for r in rows}
-        compared = {r["size"]: r for r in result.get("lockstep", {}).get(kind, [])} or by_size
-        if small not in compared or large not in compared or large not in by_size:
+        side_by_side = {r["size"]: r for r in result.get("lockstep", {}).get(kind, [])}
+        if small in side_by_side and large in side_by_side:
+            out += _paired_lines(kind, side_by_side[small], side_by_side[large])
+        elif small in by_size and large in by_size:
+            out += _alternated_lines(kind, by_size[small], by_size[large])
+        if large not in by_size:
             continue
-        how = "in lockstep" if compared is not by_size else "alternated"
-        a, b = compared[small], compared[large]
-        ratio = b["fitscope_median"] / a["fitscope_median"]
-        out.append(f"- {kind}, fitscope at {large} <= 1.1x at {small}: "
-                   f"{'met' if ratio <= 1.1 else 'not met'} ({b['fitscope_median']:.3f} s against "
-                   f"{a['fitscope_median']:.3f} s, {ratio:.3f}x)")
-        kept = b["bookkeeping_median"] / a["bookkeeping_median"]
-        if "rounds" in a and "rounds" in b:
-            each = [f"{y['fitscope_median'] / x['fitscope_median']:.2f}x"
-                    for x, y in zip(a["rounds"], b["rounds"], strict=False)]
-            out.append(f"  ({len(each)} {how} rounds, trials pooled; each round alone: "
-                       f"{', '.join(each)})")
-        out.append(f"  (bookkeeping alone, without the Keras work: {b['bookkeeping_median']:.3f} s "
-                   f"against {a['bookkeeping_median']:.3f} s, {kept:.3f}x)")
-        adjusted = per_fit(b) / per_fit(a)
-        out.append(f"- {kind}, the same at the machine's speed (each trial's fitscope share over "
-                   f"its own `fit`): {'met' if adjusted <= 1.1 else 'not met'} "
-                   f"({per_fit(b):.3f} against {per_fit(a):.3f}, {adjusted:.3f}x)")
-        if "rounds" in a and "rounds" in b:
-            each = [f"{per_fit(y) / per_fit(x):.2f}x"
-                    for x, y in zip(a["rounds"], b["rounds"], strict=False)]
-            out.append(f"  (each round alone: {', '.join(each)})")
         alone = by_size[large]
         keeping = alone["bookkeeping_median"]
         out.append(f"- {kind}, bookkeeping at {large} <= 100 ms above Optuna's "
@@ -587,6 +570,63 @@ def targets(result: dict[str, Any], small: int = COMPARED[0],
                    f"{alone.get('sampling_median', math.nan) * 1000:.0f} ms counted as Optuna's, "
                    "as before 2026-12-01: "
                    f"{alone.get('bookkeeping_sampler_only_median', math.nan) * 1000:.0f} ms)")
+    return out
+
+
+def paired(small: dict[str, Any], large: dict[str, Any], key: str = "own") -> list[float]:
+    """Trial by trial, `key` at the large size over `key` at the small one, for the trials of
+    lockstep rounds: the k-th trial of both sides trained the same candidate seconds apart.
+
+    The ratio of pooled medians mixes rounds whose level differs by a third (the machine's speed
+    from one round to the next): in the first lockstep run (2026-12-02 13:09, PostgreSQL) every
+    round alone was 1.05-1.09x, the trials' median pooled 1.13x. The median of the pairs is the
+    estimate a paired measurement calls for.
+    """
+    rounds = zip(small.get("rounds", [small]), large.get("rounds", [large]), strict=True)
+    return [b / a for x, y in rounds for a, b in zip(x[key], y[key], strict=False) if a > 0]
+
+
+def _paired_lines(kind: str, a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    ratio = statistics.median(paired(a, b))
+    rounds = list(zip(a.get("rounds", [a]), b.get("rounds", [b]), strict=True))
+    each = [f"{statistics.median(paired(x, y)):.2f}x" for x, y in rounds]
+    pooled_ratio = b["fitscope_median"] / a["fitscope_median"]
+    return [
+        f"- {kind}, fitscope at {b['size']} <= 1.1x at {a['size']}: "
+        f"{'met' if ratio <= 1.1 else 'not met'} ({ratio:.3f}x, the median of "
+        f"{len(paired(a, b))} pairs of trials side by side)",
+        f"  ({len(rounds)} lockstep rounds; each round alone: {', '.join(each)}; the pooled "
+        f"medians' ratio: {b['fitscope_median']:.3f} s against {a['fitscope_median']:.3f} s, "
+        f"{pooled_ratio:.3f}x)",
+        f"  (in the pairs, the Keras work in the trial: "
+        f"{statistics.median(paired(a, b, 'keras_in_study')):.3f}x; the loop's own code: "
+        f"{statistics.median(paired(a, b, 'loop_code')):.3f}x)",
+    ]
+
+
+def _alternated_lines(kind: str, a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The ratio lines of runs before 2026-12-02, whose compared sizes ran in alternated
+    processes (one `--rounds` each), for `--summarise`."""
+    ratio = b["fitscope_median"] / a["fitscope_median"]
+    out = [f"- {kind}, fitscope at {b['size']} <= 1.1x at {a['size']}: "
+           f"{'met' if ratio <= 1.1 else 'not met'} ({b['fitscope_median']:.3f} s against "
+           f"{a['fitscope_median']:.3f} s, {ratio:.3f}x)"]
+    kept = b["bookkeeping_median"] / a["bookkeeping_median"]
+    if "rounds" in a and "rounds" in b:
+        each = [f"{y['fitscope_median'] / x['fitscope_median']:.2f}x"
+                for x, y in zip(a["rounds"], b["rounds"], strict=False)]
+        out.append(f"  ({len(each)} alternated rounds, trials pooled; each round alone: "
+                   f"{', '.join(each)})")
+    out.append(f"  (bookkeeping alone, without the Keras work: {b['bookkeeping_median']:.3f} s "
+               f"against {a['bookkeeping_median']:.3f} s, {kept:.3f}x)")
+    adjusted = per_fit(b) / per_fit(a)
+    out.append(f"- {kind}, the same at the machine's speed (each trial's fitscope share over "
+               f"its own `fit`): {'met' if adjusted <= 1.1 else 'not met'} "
+               f"({per_fit(b):.3f} against {per_fit(a):.3f}, {adjusted:.3f}x)")
+    if "rounds" in a and "rounds" in b:
+        each = [f"{per_fit(y) / per_fit(x):.2f}x"
+                for x, y in zip(a["rounds"], b["rounds"], strict=False)]
+        out.append(f"  (each round alone: {', '.join(each)})")
     return out
 
 
