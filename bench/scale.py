@@ -15,17 +15,17 @@ Per trial it reports:
   Optuna loop pays all of it; the sampler's and pruner's calls alone are reported too
   ("sampler"), which is all this item counted as Optuna's before 2026-12-01;
 - fitscope's share: overhead minus Optuna's own cost;
-- bare Keras: the same per-trial Keras work with no study around it, measured in the same process,
-  half just before the study's trials and half just after (fitscope's training call
-  `fit_candidate` on the same kind of candidates, then `clear_session`, under the same frozen heap
-  as the study loop): its wall time minus its `fit` is what any Keras loop pays around `fit`
-  (build, compile, evaluate on test, the summary, the garbage collection), and no study size
-  changes it;
+- bare Keras: the same per-trial Keras work with no study around it, measured in the same process
+  right after each study trial on the same candidate (fitscope's training call `fit_candidate`,
+  then `clear_session`, under the study loop's frozen heap, before the trial's record reaches the
+  MLflow writer; left out of the trial's span): its wall time minus its `fit` is what any Keras
+  loop pays around `fit` (build, compile, evaluate on test, the summary, the garbage
+  collection), and no study size changes it;
 - Keras in the study: the same Keras work timed inside each study trial (`fit_candidate`'s wall
   time minus its `fit`, plus `clear_session`);
-- bookkeeping: fitscope's share minus bare Keras, i.e. what the study loop adds per trial
-  (storage writes, observers, best-model checks, and the MLflow writer thread slowing the Keras
-  work beside it) beyond Optuna's sampling;
+- bookkeeping: fitscope's share minus bare Keras, trial by trial, i.e. what the study loop adds
+  per trial (storage writes, observers, best-model checks, and the MLflow writer thread slowing
+  the Keras work beside it) beyond Optuna's sampling;
 - loop code: trial by trial, fitscope's share minus that trial's own Keras work, i.e. the study
   loop's own calls between fits, without the writer's drag on Keras (bookkeeping minus loop code
   is that drag, give or take the noise between the two medians);
@@ -155,9 +155,10 @@ def _answer(folder: Path, size: int, tag: str) -> dict[str, Any]:
 
 def _measure(url: str, folder: Path, size: int, trials: int, tag: str,
              baton: Any) -> dict[str, Any]:
-    """One size, in its own process: fill, bare Keras, the study's trials, bare Keras again and
-    the report, handing `baton` to the partner process after every step (`Baton.alone()` when
-    there is none), with the seconds it waited left out of every time."""
+    """One size, in its own process: fill, the study's trials, each followed by the same
+    candidate trained bare (`_BareStep`), and the report, handing `baton` to the partner process
+    after every trial (`Baton.alone()` when there is none); the seconds of the bare step and of
+    the wait are left out of the trial's span."""
     from fitscope.invocation import quiet_libraries
     from fitscope.session import session_for
     from reporting.report import ReportContext, build_report
@@ -174,12 +175,10 @@ def _measure(url: str, folder: Path, size: int, trials: int, tag: str,
 
     data = load_dataset(spec)
     baton.begin()  # both studies filled: the side-by-side part starts
-    # half of bare Keras before the study's trials and half after, so that the machine's drift
-    # over the minutes between them cancels out instead of passing for bookkeeping
-    candidates = _candidates(spec, trials + 1)
-    bare = _bare_keras(spec, data, candidates[: trials // 2 + 1], baton)
+    candidates = _candidates(spec, trials)
+    bare = _BareStep(spec, data, candidates)  # before _KerasClock patches what it calls
     timed = _TimedOptuna(study)
-    clock = _Clock(baton)
+    clock = _Clock(baton, bare)
     session = session_for(spec, settings, f"sqlite:///{folder / 'mlflow.db'}", data)
     tracker = session.mlflow(log_best_model=False)  # a per-study cost, not a per-trial one
     console = session.console(tracker)
@@ -187,13 +186,14 @@ def _measure(url: str, folder: Path, size: int, trials: int, tag: str,
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
             keras_work.watching(), _training(candidates):
         try:
-            run_study(spec, data, settings, [tracker, console, clock], study=study)
+            # the bare step first: the trial's record reaches the MLflow writer after it, so the
+            # writer's work goes beside the next study trial, as in a study without the step
+            run_study(spec, data, settings, [bare, tracker, console, clock], study=study)
         finally:
             timed.restore()
     overhead = [span - fit for span, fit in zip(clock.spans, clock.fits[1:], strict=False)]
     optuna_cost = timed.per_trial(len(overhead))
     sampling = timed.per_trial(len(overhead), sampling_only=True)
-    bare += _bare_keras(spec, data, candidates[trials // 2 :], baton)
     in_study = keras_work.seconds[1 : len(overhead) + 1]  # span i ends with trial i + 1
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
@@ -210,7 +210,7 @@ def _measure(url: str, folder: Path, size: int, trials: int, tag: str,
         "optuna": optuna_cost,
         "sampling": sampling,
         "own": own,
-        "bare_keras": bare,
+        "bare_keras": bare.seconds[1 : len(overhead) + 1],  # the same candidates as the spans
         "keras_in_study": in_study,
         "loop_code": [o - k for o, k in zip(own, in_study, strict=False) if not math.isnan(k)],
         "report_seconds": report_seconds,
@@ -221,22 +221,29 @@ def _measure(url: str, folder: Path, size: int, trials: int, tag: str,
 def _medians(row: dict[str, Any]) -> dict[str, float]:
     """The medians the tables and targets read, from one row's per-trial lists."""
     own, bare = row["own"], row["bare_keras"]
+    beyond_sampling = [o - c for o, c in zip(row["overhead"], row["sampling"], strict=False)]
     return {
         "overhead_median": statistics.median(row["overhead"]),
         "fit_median": statistics.median(row["fits"]),
         "optuna_median": statistics.median(row["optuna"]),
         "sampling_median": statistics.median(row["sampling"]),
         # fitscope's bookkeeping as counted before 2026-12-01, with only the sampler as Optuna's
-        "bookkeeping_sampler_only_median": statistics.median(
-            o - c for o, c in zip(row["overhead"], row["sampling"], strict=False))
-        - statistics.median(bare),
+        "bookkeeping_sampler_only_median": _beyond(beyond_sampling, bare),
         "fitscope_median": statistics.median(own),
         "bare_keras_median": statistics.median(bare),
         "keras_in_study_median": statistics.median(
             k for k in row["keras_in_study"] if not math.isnan(k)),
-        "bookkeeping_median": statistics.median(own) - statistics.median(bare),
+        "bookkeeping_median": _beyond(own, bare),
         "loop_code_median": statistics.median(row["loop_code"]),
     }
+
+
+def _beyond(own: list[float], bare: list[float]) -> float:
+    """What a study trial costs beyond bare Keras: trial by trial where each trial has its bare
+    twin (`_BareStep`, since 2026-12-02 afternoon), else the difference of the medians."""
+    if len(own) == len(bare):
+        return statistics.median(o - b for o, b in zip(own, bare, strict=True))
+    return statistics.median(own) - statistics.median(bare)
 
 
 def _candidates(spec: Any, count: int) -> list[Any]:
@@ -276,27 +283,6 @@ def _training(candidates: list[Any]) -> Iterator[None]:
         yield
     finally:
         search.study.sample_params = sample_params
-
-
-def _bare_keras(spec: Any, data: Any, candidates: list[Any], baton: Any) -> list[float]:
-    """Per fit, the seconds fitscope's training call and `clear_session` take beyond `fit`,
-    with no study, for each of `candidates` but the first (not kept, like the study's first
-    trial)."""
-    import keras
-
-    from experiments.tasks import task_kind
-    from search.study import frozen_heap
-    from search.training import fit_candidate
-
-    out = []
-    with frozen_heap():  # as search.study.trial_loop does: the same collections
-        for seed, params in enumerate(candidates):
-            started = time.perf_counter()
-            fit = fit_candidate(params, data, task_kind(spec.task), spec.train, seed).train_seconds
-            keras.backend.clear_session()
-            out.append(time.perf_counter() - started - fit)
-            baton.turn()
-    return out[1:]
 
 
 def _spec() -> Any:
@@ -353,18 +339,20 @@ def _fill(study: Any, spec: Any, size: int) -> None:
 
 class _Clock:
     """Observer: the wall time between trial ends and each trial's own fit seconds; after each
-    trial it hands the turn to the partner process, and the seconds that took are left out."""
+    trial it hands the turn to the partner process. A span leaves out the seconds spent waiting
+    for the turn after the trial it starts with and the bare step after the trial it ends with.
+    """
 
-    def __init__(self, baton: Any) -> None:
-        self.baton = baton
+    def __init__(self, baton: Any, bare: _BareStep) -> None:
+        self.baton, self.bare = baton, bare
         self.ends: list[float] = []
         self.fits: list[float] = []
         self.waits: list[float] = []
 
     @property
     def spans(self) -> list[float]:
-        return [b - a - wait for a, b, wait in zip(self.ends, self.ends[1:], self.waits,
-                                                    strict=False)]
+        return [b - a - wait - step for a, b, wait, step in zip(
+            self.ends, self.ends[1:], self.waits, self.bare.spent[1:], strict=False)]
 
     def on_study_start(self, study: Any, spec: Any) -> None:
         pass
@@ -373,6 +361,50 @@ class _Clock:
         self.ends.append(time.perf_counter())
         self.fits.append(float(record.train_seconds or 0.0))
         self.waits.append(self.baton.turn())  # the last observer: the trial is told in full
+
+    def on_study_end(self, study: Any, outcome: str) -> None:
+        pass
+
+
+class _BareStep:
+    """Observer, told first of every trial's end: it trains the trial's candidate again with no
+    study around it (fitscope's training call and `clear_session`, as the objective calls them),
+    and keeps the seconds beyond `fit` (bare Keras) and its whole time (`spent`, left out of the
+    trial's span).
+
+    Bare Keras was measured in one block before the study's trials and one after; within one
+    process the machine's speed still moved between blocks and trials (2026-12-02 13:21 run, the
+    size 1000 alone: the study's `fit` 0.74 s against 0.63-0.64 s at 0 and 50 trials, bare Keras
+    0.142 s against the study's 0.229 s, 105 ms of bookkeeping where the run before had 35).
+    Here each study trial has its bare twin seconds later, on the same candidate. It runs before
+    the trial's record reaches the MLflow writer (which the writer would otherwise work on beside
+    it), and under the study loop's frozen heap.
+    """
+
+    def __init__(self, spec: Any, data: Any, candidates: list[Any]) -> None:
+        import keras
+
+        from experiments.tasks import task_kind
+        from search.training import fit_candidate
+
+        # bound now: the study's Keras clock patches both while the trials run
+        self._fit, self._clear = fit_candidate, keras.backend.clear_session
+        self._spec, self._data, self._task = spec, data, task_kind(spec.task)
+        self._candidates = candidates
+        self.seconds: list[float] = []
+        self.spent: list[float] = []
+
+    def on_study_start(self, study: Any, spec: Any) -> None:
+        pass
+
+    def on_trial_end(self, study: Any, record: Any) -> None:
+        params = self._candidates[len(self.seconds) % len(self._candidates)]
+        started = time.perf_counter()
+        fit = self._fit(params, self._data, self._task, self._spec.train,
+                        len(self.seconds)).train_seconds
+        self._clear()
+        self.seconds.append(time.perf_counter() - started - fit)
+        self.spent.append(time.perf_counter() - started)
 
     def on_study_end(self, study: Any, outcome: str) -> None:
         pass
@@ -511,10 +543,10 @@ def lines(result: dict[str, Any]) -> list[str]:
         "study loop's `ask` and `tell`, each `suggest_*` and the pruner's calls inside that "
         "overhead (sampler = the sampler's and pruner's calls alone); fitscope = the rest; "
         "bare Keras = the same Keras work per candidate with no study (fitscope's training "
-        "call and `clear_session`, minus `fit`), measured in the same process, half before "
-        "the study's trials and half after; Keras in study = that work timed inside each "
-        "study trial; bookkeeping = fitscope minus bare Keras; loop code = fitscope minus each "
-        "trial's own Keras work, trial by trial. Medians.",
+        "call and `clear_session`, minus `fit`), the same candidate trained again right "
+        "after each study trial, left out of its span; Keras in study = that work timed "
+        "inside each study trial; bookkeeping = fitscope minus bare Keras, trial by trial; "
+        "loop code = fitscope minus each trial's own Keras work, trial by trial. Medians.",
         "",
         "| storage | trials in study | fit s | overhead s | Optuna s | sampler s | fitscope s "
         "| bare Keras s | Keras in study s | bookkeeping s | loop code s | report s |",
