@@ -36,8 +36,9 @@ Each size runs once in a fresh process of its own, so that none pays for the Ker
 sizes before it, with a study, an MLflow store and a report of its own. Then the two sizes the
 targets compare (50 and 1000) run `--rounds` more times side by side: two fresh processes that
 take turns trial by trial (bench/lockstep.py), so that the machine's drift over the minutes of a
-run lands on both alike; their trials are pooled, and the ratio target reads them. It is printed
-twice: as measured, and trial by trial over the trial's own `fit` (`per_fit`).
+run lands on both alike. The ratio target is the median over pairs of trials (`paired`: trial k
+of both sides trained the same candidate seconds apart), with the ratio of the pooled medians
+printed beside it.
 
 `python -m bench.scale [--sizes 0,50,250,1000] [--trials 20] [--rounds 3] [--postgres]`;
 `python -m bench.scale --summarise bench/results/<run>-scale.json` reprints a saved run's tables
@@ -63,6 +64,11 @@ SUMMARY = "\n".join([
     "=" * 65, "Total params: 1,234 (4.82 KB)", "Trainable params: 1,234 (4.82 KB)",
 ])
 COMPARED = (50, 1000)  # the sizes issue 20's targets compare
+TABLE_HEAD = (
+    "| storage | trials in study | fit s | overhead s | Optuna s | sampler s | fitscope s "
+    "| bare Keras s | Keras in study s | bookkeeping s | loop code s | report s |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
+)
 REPORT = "\n".join(f"{name:>12}  0.7500  0.7500  0.7500  {n}"
                    for name, n in (("0", 2), ("1", 2), ("accuracy", 4), ("macro avg", 4)))
 
@@ -550,9 +556,7 @@ def lines(result: dict[str, Any]) -> list[str]:
         "inside each study trial; bookkeeping = fitscope minus bare Keras, trial by trial; "
         "loop code = fitscope minus each trial's own Keras work, trial by trial. Medians.",
         "",
-        "| storage | trials in study | fit s | overhead s | Optuna s | sampler s | fitscope s "
-        "| bare Keras s | Keras in study s | bookkeeping s | loop code s | report s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        *TABLE_HEAD,
     ]
     for kind, rows in result["storages"].items():
         out += [_row(kind, r) for r in rows]
@@ -560,8 +564,7 @@ def lines(result: dict[str, Any]) -> list[str]:
         out += ["", f"The compared sizes side by side: {result['rounds']} rounds, each a "
                 "fresh 50-trial and a fresh 1000-trial study in two processes that take turns "
                 "trial by trial (bench/lockstep.py), so that both are measured at the same "
-                "machine speed; trials pooled.", "",
-                out[4], out[5]]
+                "machine speed; trials pooled.", "", *TABLE_HEAD]
         out += [_row(kind, r) for kind, rows in result["lockstep"].items() for r in rows]
     out += ["", *targets(result), ""]
     return out
@@ -665,15 +668,18 @@ def _alternated_lines(kind: str, a: dict[str, Any], b: dict[str, Any]) -> list[s
 
 
 def per_fit(row: dict[str, Any]) -> float:
-    """Median over trials of fitscope's share divided by the same trial's `fit`.
+    """Median over trials of fitscope's share divided by the same trial's `fit`; only for runs
+    before 2026-12-02 afternoon (`_alternated_lines`), to reprint them as they were read.
 
-    The `fit` is the same work at every study size, so it gauges how fast the machine ran each
-    trial: on these shared 2-core machines it moved 10-15% between the rounds of one run (1.10
+    It took the `fit` for the same work at every study size, to gauge how fast the machine ran
+    each trial: on these shared 2-core machines it moved 10-15% between the rounds of one run (1.10
     against 1.27 s, 2026-12-01 08:21; 0.71 against 0.79 s, 2026-12-02 10:21), and fitscope's
     share, ~75% of it Keras's own work around `fit`, moved with it. Trial by trial, the share
     over its own fit keeps a cost that grows with the study and drops the machine's drift. A
     cost that slowed the fit as much as the rest (CPU taken by a background job that grew with
     the study) would hide from it, which is why the unadjusted ratio stays the first line.
+    The premise was wrong: each size's TPE proposed other networks, so the `fit` differed in
+    work too; newer runs train the same candidates side by side (`_candidates`, `paired`).
     """
     return statistics.median(own / fit for own, fit in zip(row["own"], row["fits"], strict=False)
                              if fit > 0)
